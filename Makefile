@@ -1,0 +1,43 @@
+# The README's commands. Each creates the virtual environment (.venv) on first use.
+#   make          train a DCGAN headlessly with the training CLI (the main job)
+#   make test     unit tests, then every notebook executed by nbmake in smoke mode
+#   make lessons  execute every lesson in full mode; executed copies go to runs/executed/
+#   make bench    the benchmarks (prints figures)
+#   make lint     ruff
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+EPOCHS ?= 5
+MODEL ?= dcgan
+
+.PHONY: train test lessons bench lint clean-venv
+
+train: $(STAMP)
+	$(PY) -m gan_helpers train --model $(MODEL) --epochs $(EPOCHS) --out runs/$(MODEL)
+
+test: $(STAMP)
+	$(PY) -m ruff check .
+	GAN_SMOKE=1 $(PY) -m pytest tests
+	GAN_SMOKE=1 $(PY) -m pytest --nbmake --nbmake-timeout=900 -p no:cacheprovider notebooks
+
+lessons: $(STAMP)
+	mkdir -p runs/executed
+	$(PY) -m jupyter nbconvert --to notebook --execute --ExecutePreprocessor.timeout=-1 \
+		--output-dir runs/executed notebooks/*.ipynb
+
+bench: $(STAMP)
+	$(PY) benchmarks/bench_loader.py
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+clean-venv:
+	rm -rf $(VENV)

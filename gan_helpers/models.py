@@ -1,0 +1,187 @@
+"""Generators and discriminators: the MLP GAN, the 28x28 DCGAN, the 64x64 DCGAN, `weights_init`.
+
+Every generator maps noise `(N, latent_dim)` to images `(N, 1, H, W)` in [-1, 1] (tanh).
+Every discriminator maps images to one *logit* per image `(N,)`: the probability is its sigmoid,
+and the loss is `BCEWithLogitsLoss`, which computes sigmoid and BCE together, stably.
+The lessons show these classes cell by cell; `tests/test_lessons_source.py` keeps the two equal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+
+class MLPGenerator(nn.Module):
+    """Fully connected generator: noise -> 256 -> 512 -> 1024 -> 784 pixels, tanh output."""
+
+    def __init__(self, latent_dim: int = 100, hidden: Sequence[int] = (256, 512, 1024),
+                 image_shape: tuple[int, int, int] = (1, 28, 28), batchnorm: bool = False):
+        super().__init__()
+        self.latent_dim, self.image_shape = latent_dim, image_shape
+        layers: list[nn.Module] = []
+        width = latent_dim
+        for h in hidden:
+            layers.append(nn.Linear(width, h))
+            if batchnorm:
+                layers.append(nn.BatchNorm1d(h))  # not BatchNorm1d(h, 0.8): that sets eps=0.8
+            layers.append(nn.LeakyReLU(0.2))
+            width = h
+        layers += [nn.Linear(width, image_shape[0] * image_shape[1] * image_shape[2]), nn.Tanh()]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z).view(-1, *self.image_shape)
+
+
+class MLPDiscriminator(nn.Module):
+    """Fully connected discriminator: 784 pixels -> 1024 -> 512 -> 256 -> one logit."""
+
+    def __init__(self, hidden: Sequence[int] = (1024, 512, 256),
+                 image_shape: tuple[int, int, int] = (1, 28, 28), dropout: float = 0.3):
+        super().__init__()
+        layers: list[nn.Module] = [nn.Flatten()]
+        width = image_shape[0] * image_shape[1] * image_shape[2]
+        for h in hidden:
+            layers += [nn.Linear(width, h), nn.LeakyReLU(0.2), nn.Dropout(dropout)]
+            width = h
+        layers.append(nn.Linear(width, 1))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).view(-1)
+
+
+class DCGANGenerator(nn.Module):
+    """DCGAN generator for 28x28: noise -> 7x7 -> 14x14 -> 28x28 with transposed convolutions."""
+
+    def __init__(self, latent_dim: int = 100, width: int = 64, channels: int = 1):
+        super().__init__()
+        self.latent_dim = latent_dim
+        self.net = nn.Sequential(
+            # (N, latent_dim, 1, 1) -> (N, 2w, 7, 7): a 7x7 kernel on a 1x1 input
+            nn.ConvTranspose2d(latent_dim, width * 2, 7, 1, 0, bias=False),
+            nn.BatchNorm2d(width * 2),
+            nn.ReLU(True),
+            # (N, 2w, 7, 7) -> (N, w, 14, 14): stride 2 doubles the size
+            nn.ConvTranspose2d(width * 2, width, 4, 2, 1, bias=False),
+            nn.BatchNorm2d(width),
+            nn.ReLU(True),
+            # (N, w, 14, 14) -> (N, 1, 28, 28)
+            nn.ConvTranspose2d(width, channels, 4, 2, 1, bias=False),
+            nn.Tanh(),
+        )
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z.view(z.shape[0], -1, 1, 1))
+
+
+class DCGANDiscriminator(nn.Module):
+    """DCGAN discriminator for 28x28: strided convolutions 28 -> 14 -> 7, then one logit."""
+
+    def __init__(self, width: int = 64, channels: int = 1):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(channels, width, 4, 2, 1, bias=False),  # -> (N, w, 14, 14)
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(width, width * 2, 4, 2, 1, bias=False),  # -> (N, 2w, 7, 7)
+            nn.BatchNorm2d(width * 2),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(width * 2, 1, 7, 1, 0, bias=False),  # -> (N, 1, 1, 1)
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).view(-1)
+
+
+class DCGAN64Generator(nn.Module):
+    """The PyTorch DCGAN tutorial's generator: noise -> 4 -> 8 -> 16 -> 32 -> 64x64 images."""
+
+    def __init__(self, latent_dim: int = 100, width: int = 64, channels: int = 1):
+        super().__init__()
+        self.latent_dim = latent_dim
+        w = width
+        self.net = nn.Sequential(
+            nn.ConvTranspose2d(latent_dim, w * 8, 4, 1, 0, bias=False),
+            nn.BatchNorm2d(w * 8),
+            nn.ReLU(True),
+            nn.ConvTranspose2d(w * 8, w * 4, 4, 2, 1, bias=False),
+            nn.BatchNorm2d(w * 4),
+            nn.ReLU(True),
+            nn.ConvTranspose2d(w * 4, w * 2, 4, 2, 1, bias=False),
+            nn.BatchNorm2d(w * 2),
+            nn.ReLU(True),
+            nn.ConvTranspose2d(w * 2, w, 4, 2, 1, bias=False),
+            nn.BatchNorm2d(w),
+            nn.ReLU(True),
+            nn.ConvTranspose2d(w, channels, 4, 2, 1, bias=False),
+            nn.Tanh(),
+        )
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.net(z.view(z.shape[0], -1, 1, 1))
+
+
+class DCGAN64Discriminator(nn.Module):
+    """The PyTorch DCGAN tutorial's discriminator for 64x64 images, returning a logit."""
+
+    def __init__(self, width: int = 64, channels: int = 1):
+        super().__init__()
+        w = width
+        self.net = nn.Sequential(
+            nn.Conv2d(channels, w, 4, 2, 1, bias=False),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(w, w * 2, 4, 2, 1, bias=False),
+            nn.BatchNorm2d(w * 2),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(w * 2, w * 4, 4, 2, 1, bias=False),
+            nn.BatchNorm2d(w * 4),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(w * 4, w * 8, 4, 2, 1, bias=False),
+            nn.BatchNorm2d(w * 8),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(w * 8, 1, 4, 1, 0, bias=False),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x).view(-1)
+
+
+def weights_init(m: nn.Module) -> None:
+    """DCGAN paper initialisation: conv weights ~ N(0, 0.02); BatchNorm weight ~ N(1, 0.02), bias 0.
+
+    Use it as `model.apply(weights_init)`.
+    """
+    classname = m.__class__.__name__
+    if classname.find("Conv") != -1:
+        nn.init.normal_(m.weight.data, 0.0, 0.02)
+    elif classname.find("BatchNorm") != -1:
+        nn.init.normal_(m.weight.data, 1.0, 0.02)
+        nn.init.constant_(m.bias.data, 0)
+
+
+MODELS = {
+    "mlp": (MLPGenerator, MLPDiscriminator, 28),
+    "dcgan": (DCGANGenerator, DCGANDiscriminator, 28),
+    "dcgan64": (DCGAN64Generator, DCGAN64Discriminator, 64),
+}
+"""Model families by name: `(generator class, discriminator class, image size)`."""
+
+
+def build_gan(kind: str, latent_dim: int = 100, g_kwargs: dict | None = None,
+              d_kwargs: dict | None = None) -> tuple[nn.Module, nn.Module, int]:
+    """Build `(generator, discriminator, image_size)` by name: `mlp`, `dcgan` or `dcgan64`.
+
+    The DCGANs get `weights_init`. `g_kwargs` and `d_kwargs` go to the two constructors.
+    """
+    if kind not in MODELS:
+        raise ValueError(f"Unknown model {kind!r}: choose one of {', '.join(MODELS)}.")
+    g_cls, d_cls, size = MODELS[kind]
+    G = g_cls(latent_dim=latent_dim, **(g_kwargs or {}))
+    D = d_cls(**(d_kwargs or {}))
+    if kind.startswith("dcgan"):
+        G.apply(weights_init)
+        D.apply(weights_init)
+    return G, D, size

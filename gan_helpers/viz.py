@@ -1,0 +1,113 @@
+"""Pictures: image grids (built on `torchvision.utils.make_grid`), loss curves and GIFs."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import torch
+from PIL import Image
+from torchvision.utils import make_grid
+
+from .data import denormalize
+
+
+def grid_image(images: torch.Tensor, nrow: int = 8, padding: int = 2) -> Image.Image:
+    """A PIL image of a grid of `images` in [-1, 1] (shape `(N, C, H, W)`)."""
+    grid = make_grid(denormalize(images.detach().float().cpu()), nrow=nrow, padding=padding,
+                     pad_value=1.0)
+    array = grid.mul(255).round_().to(torch.uint8).permute(1, 2, 0).numpy()
+    if array.shape[2] == 1 or (array[..., 0] == array[..., 1]).all():
+        return Image.fromarray(array[..., 0], mode="L")
+    return Image.fromarray(array, mode="RGB")
+
+
+def save_grid(images: torch.Tensor, path: str | os.PathLike[str], nrow: int = 8,
+              scale: int = 1) -> Path:
+    """Save a grid of `images` in [-1, 1] as a PNG (enlarged `scale` times); return the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    img = grid_image(images, nrow=nrow)
+    if scale != 1:
+        img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
+    img.save(path)
+    return path
+
+
+def show_grid(images: torch.Tensor, nrow: int = 8, title: str | None = None,
+              size: float = 5.0, ax: plt.Axes | None = None) -> plt.Axes:
+    """Show a grid of `images` in [-1, 1] inline with matplotlib."""
+    img = grid_image(images, nrow=nrow)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(size, size * img.height / img.width))
+    ax.imshow(img, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def plot_history(history: Mapping[str, Sequence[float]], smooth: int = 20,
+                 axes: Sequence[plt.Axes] | None = None) -> plt.Figure:
+    """Plot the losses and D(x) / D(G(z)) of a training history, per step (smoothed)."""
+    if axes is None:
+        fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
+    else:
+        fig = axes[0].figure
+
+    def smoothed(values: Sequence[float]) -> torch.Tensor:
+        t = torch.tensor(values, dtype=torch.float64)
+        k = max(1, min(smooth, len(t) // 5 or 1))
+        if k == 1:
+            return t
+        kernel = torch.ones(1, 1, k, dtype=torch.float64) / k
+        return torch.nn.functional.conv1d(t.view(1, 1, -1), kernel).view(-1)
+
+    def draw(ax: plt.Axes, keys: Sequence[tuple[str, str]], title: str) -> None:
+        ax.clear()
+        for key, label in keys:
+            values = history.get(key) or []
+            if len(values):
+                y = smoothed(values)
+                x = torch.arange(len(values) - len(y), len(values)).numpy()
+                ax.plot(x, y.numpy(), label=label)
+        ax.set_title(title)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend()
+
+    draw(axes[0], [("loss_d", "discriminator"), ("loss_g", "generator")], "losses")
+    draw(axes[1], [("d_real", "D(x), real"), ("d_fake", "D(G(z)), fake")],
+         "discriminator's outputs (probabilities)")
+    axes[1].set_ylim(0, 1)
+    fig.tight_layout()
+    return fig
+
+
+def save_history_plot(history: Mapping[str, Sequence[float]],
+                      path: str | os.PathLike[str]) -> Path:
+    """Save the loss and D(x) / D(G(z)) curves as a PNG; return the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig = plot_history(history)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def make_gif(frames: Sequence[str | os.PathLike[str] | Image.Image], path: str | os.PathLike[str],
+             duration_ms: int = 400, scale: int = 2, hold_last_ms: int = 1500) -> Path:
+    """Turn PNG frames (paths or PIL images) into an animated GIF with Pillow; return the path."""
+    if not frames:
+        raise ValueError("make_gif needs at least one frame.")
+    images = [f if isinstance(f, Image.Image) else Image.open(f) for f in frames]
+    images = [im.convert("L").resize((im.width * scale, im.height * scale), Image.NEAREST)
+              for im in images]
+    durations = [duration_ms] * (len(images) - 1) + [hold_last_ms]
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    images[0].save(path, save_all=True, append_images=images[1:], duration=durations, loop=0)
+    return path

@@ -1,0 +1,135 @@
+"""Keep the notebooks' shared conventions in one place, and check or fix them.
+
+Every lesson `notebooks/NN_name.ipynb` starts with
+1. a markdown cell: `# NN · Title`, a "What you will learn" list and the "Open in Colab" badge;
+2. the set-up cell below (on Colab: install gan_helpers from the repository, keep Colab's torch,
+   and turn on Colab's widget manager for ipywidgets 8);
+and is committed without outputs.
+
+The repository's address lives in pyproject.toml ([project.urls] Repository) and nowhere else:
+
+    python tools/notebooks.py --check   # exit 1 and list what is off
+    python tools/notebooks.py --fix     # rewrite badges and set-up cells, strip outputs
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+
+try:
+    import tomllib
+except ImportError:  # Python 3.10
+    import tomli as tomllib
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = ROOT / "notebooks"
+SETUP_MARK = "# Set-up"
+BADGE_RE = re.compile(r"\[!\[Open In Colab\]\([^)]*\)\]\([^)]*\)")
+
+
+def repo_url() -> str:
+    """The repository's address, from pyproject.toml."""
+    with open(ROOT / "pyproject.toml", "rb") as f:
+        return tomllib.load(f)["project"]["urls"]["Repository"].rstrip("/")
+
+
+def badge(notebook: str) -> str:
+    """The markdown of the "Open in Colab" badge for `notebook` (a file name)."""
+    path = repo_url().removeprefix("https://github.com/")
+    return ("[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]"
+            f"(https://colab.research.google.com/github/{path}/blob/main/notebooks/{notebook})")
+
+
+def setup_cell() -> str:
+    """The source of every notebook's set-up cell."""
+    return f'''{SETUP_MARK}: on Colab, install gan_helpers from the repository (Colab's own torch is kept)
+# and switch on Colab's widget manager. Locally, `make test` (or `pip install -e .`) installs it.
+import sys
+
+if "google.colab" in sys.modules:
+    import subprocess
+
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet",
+                    "gan-helpers @ git+{repo_url()}"], check=True)
+    from google.colab import output
+
+    output.enable_custom_widget_manager()'''
+
+
+def source(cell: dict) -> str:
+    src = cell.get("source", "")
+    return "".join(src) if isinstance(src, list) else src
+
+
+def problems(path: Path) -> list[str]:
+    """What is off in one notebook, as readable lines (empty when all is well)."""
+    nb = json.loads(path.read_text())
+    cells = nb.get("cells", [])
+    found = []
+    if not re.fullmatch(r"\d\d_[a-z0-9_]+\.ipynb", path.name):
+        found.append("name is not NN_lower_case.ipynb")
+    if len(cells) < 2:
+        return found + ["fewer than two cells"]
+    head = source(cells[0])
+    number = path.name[:2]
+    if cells[0]["cell_type"] != "markdown" or not head.startswith(f"# {number} · "):
+        found.append(f"first cell is not a markdown title '# {number} · ...'")
+    if "what you will learn" not in head.lower():
+        found.append("first cell has no 'What you will learn'")
+    if badge(path.name) not in head:
+        found.append("first cell lacks the Colab badge for this notebook and repository")
+    if cells[1]["cell_type"] != "code" or source(cells[1]) != setup_cell():
+        found.append("second cell is not the standard set-up cell")
+    for i, cell in enumerate(cells):
+        if cell["cell_type"] == "code" and (cell.get("outputs") or cell.get("execution_count")):
+            found.append(f"cell {i} has outputs (commit notebooks without outputs)")
+            break
+    return found
+
+
+def fix(path: Path) -> None:
+    """Rewrite the badge and the set-up cell from pyproject.toml, and strip outputs."""
+    nb = json.loads(path.read_text())
+    cells = nb["cells"]
+    head = source(cells[0])
+    head = BADGE_RE.sub(badge(path.name), head) if BADGE_RE.search(head) else (
+        head.rstrip("\n") + "\n\n" + badge(path.name))
+    cells[0]["source"] = head
+    setup = {"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [],
+             "source": setup_cell()}
+    if cells[1]["cell_type"] == "code" and source(cells[1]).startswith(SETUP_MARK):
+        cells[1].update(setup)
+    else:
+        cells.insert(1, setup)
+    for cell in cells:
+        if cell["cell_type"] == "code":
+            cell["outputs"], cell["execution_count"] = [], None
+        if isinstance(cell.get("source"), list):
+            cell["source"] = "".join(cell["source"])
+        cell.get("metadata", {}).pop("execution", None)
+    path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--fix", action="store_true", help="rewrite instead of only checking")
+    parser.add_argument("--check", action="store_true", help="check (the default)")
+    parser.add_argument("paths", nargs="*", type=Path)
+    args = parser.parse_args(argv)
+    paths = args.paths or sorted(NOTEBOOKS.glob("*.ipynb"))
+    bad = 0
+    for path in paths:
+        if args.fix:
+            fix(path)
+        for line in problems(path):
+            print(f"{path.name}: {line}")
+            bad += 1
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
