@@ -58,7 +58,7 @@ def load_checkpoint(path: str | os.PathLike[str],
 
 def load_module_state(module: torch.nn.Module, state: dict[str, Any], what: str,
                       path: str | os.PathLike[str]) -> None:
-    """`module.load_state_dict(state)`, turning a mismatch into a `CheckpointError` naming `path`."""
+    """`module.load_state_dict(state)`; a mismatch becomes a `CheckpointError` naming `path`."""
     try:
         module.load_state_dict(state)
     except RuntimeError as err:

@@ -67,12 +67,18 @@ def data_dir(root: str | os.PathLike[str] | None = None) -> Path:
 
 
 def runs_dir(root: str | os.PathLike[str] | None = None) -> Path:
-    """Where training runs are written: `root`, else `$GAN_RUNS_DIR`, else the repo's `runs/`."""
-    return Path(root).expanduser() if root is not None else _default_dir("GAN_RUNS_DIR", "runs")
+    """Where training runs are written: `root`, else `$GAN_RUNS_DIR`, else the repo's `runs/`.
+
+    In smoke mode the default is `runs/smoke/`, so a smoke run never overwrites a real one.
+    """
+    if root is not None:
+        return Path(root).expanduser()
+    base = _default_dir("GAN_RUNS_DIR", "runs")
+    return base / "smoke" if SMOKE else base
 
 
 def pick_device(name: str | None = None) -> torch.device:
-    """The device to train on: `name` or `$GAN_DEVICE` if set, else CUDA, then Apple MPS, then CPU."""
+    """The device to train on: `name` or `$GAN_DEVICE` if set, else CUDA, then MPS, then CPU."""
     wanted = name or os.environ.get("GAN_DEVICE")
     if wanted:
         device = torch.device(wanted)

@@ -95,7 +95,7 @@ def check_idx_file(path: Path) -> tuple[int, ...]:
     """
     kind = "images" if "images" in path.name else "labels"
     magic, ndim = _IDX_MAGIC[kind]
-    advice = f"Delete it and run again to re-download, or replace it with a good copy."
+    advice = "Delete it and run again to re-download, or replace it with a good copy."
     try:
         with open(path, "rb") as f:
             header = f.read(4 + 4 * ndim)

@@ -87,6 +87,8 @@ class History(dict):
 
     stop_reason: str | None = None
     run_dir: Path | None = None
+    samples: torch.Tensor | None = None
+    """The generator's images for the fixed noise batch when training ended."""
 
 
 @dataclass
@@ -181,7 +183,7 @@ class ProgressBar(Callback):
     def _open(self, state: TrainState) -> None:
         from tqdm.auto import tqdm
 
-        done = state.step - state.epoch * state.steps_per_epoch
+        done = state.step - 1 - state.epoch * state.steps_per_epoch  # called after a step
         total = min(state.steps_per_epoch, state.total_steps - state.epoch * state.steps_per_epoch)
         self.bar = tqdm(total=total, initial=done, desc=f"epoch {state.epoch + 1}/{state.epochs}",
                         unit="step", leave=True, dynamic_ncols=True)
@@ -309,7 +311,7 @@ def fit(
     sync_every: int | None = None,
     meta: dict[str, Any] | None = None,
 ) -> History:
-    """Train `G` against `D` for `epochs` epochs (in total, counting resumed ones); return the history.
+    """Train `G` against `D` for `epochs` epochs in all (resumed ones count); return the history.
 
     - `loader` yields `(images, labels)` with images in [-1, 1]: a `TensorLoader` (fast, exact
       resume) or any `DataLoader`.
@@ -420,6 +422,8 @@ def fit(
         for cb in all_callbacks:
             cb.on_fit_end(state)
     state.history.stop_reason = state.stop_reason
+    if not isinstance(state.error, NonFiniteLossError):
+        state.history.samples = state.samples()
     if state.error is not None:
         state.error.history = state.history  # type: ignore[attr-defined]
         raise state.error

@@ -111,3 +111,21 @@ def make_gif(frames: Sequence[str | os.PathLike[str] | Image.Image], path: str |
     path.parent.mkdir(parents=True, exist_ok=True)
     images[0].save(path, save_all=True, append_images=images[1:], duration=durations, loop=0)
     return path
+
+
+def show_images(paths: Sequence[str | os.PathLike[str]], titles: Sequence[str] | None = None,
+                ncols: int = 4, size: float = 3.0) -> plt.Figure:
+    """Show saved PNGs (e.g. the per-epoch grids of a run) side by side, with titles."""
+    paths = list(paths)
+    if not paths:
+        raise ValueError("No images to show: has the training cell run?")
+    ncols = min(ncols, len(paths))
+    nrows = -(-len(paths) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows), squeeze=False)
+    for ax in axes.flat:
+        ax.set_axis_off()
+    for i, (ax, path) in enumerate(zip(axes.flat, paths)):
+        ax.imshow(Image.open(path), cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+        ax.set_title(titles[i] if titles else Path(path).stem.replace("_", " "))
+    fig.tight_layout()
+    return fig

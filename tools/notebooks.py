@@ -46,8 +46,8 @@ def badge(notebook: str) -> str:
 
 def setup_cell() -> str:
     """The source of every notebook's set-up cell."""
-    return f'''{SETUP_MARK}: on Colab, install gan_helpers from the repository (Colab's own torch is kept)
-# and switch on Colab's widget manager. Locally, `make test` (or `pip install -e .`) installs it.
+    return f'''{SETUP_MARK}: on Colab, install gan_helpers from the repository (keeping Colab's
+# torch) and switch on Colab's widget manager. Locally, `make test` or `pip install -e .`.
 import sys
 
 if "google.colab" in sys.modules:

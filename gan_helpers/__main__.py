@@ -1,0 +1,97 @@
+"""The command line: `python -m gan_helpers train --model dcgan --epochs 5 --out runs/dcgan`.
+
+The run folder gets a grid of samples per epoch (`grids/`), the final grid (`final.png`), the
+loss curves (`losses.png`), the history (`history.json`) and `checkpoint.pt`; `--resume`
+continues from that checkpoint exactly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from . import config
+from .checkpoints import CheckpointError
+from .data import DatasetCorruptError, DatasetUnavailableError, make_loader
+from .models import MODELS, build_gan
+from .training import NonFiniteLossError, fit
+from .viz import save_grid, save_history_plot
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m gan_helpers", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train", help="train a GAN headlessly")
+    t.add_argument("--model", choices=sorted(MODELS), default="dcgan")
+    t.add_argument("--epochs", type=int, default=5)
+    t.add_argument("--dataset", default=None, help="mnist or fashion-mnist (default: $GAN_DATASET,"
+                   " else mnist)")
+    t.add_argument("--out", type=Path, default=None, help="run folder (default: runs/MODEL)")
+    t.add_argument("--batch-size", type=int, default=128)
+    t.add_argument("--lr", type=float, default=2e-4)
+    t.add_argument("--lr-schedule", choices=["linear"], default=None,
+                   help="decay the learning rates linearly to 0 over the run")
+    t.add_argument("--latent-dim", type=int, default=100)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--device", default=None, help="cpu, cuda, mps (default: the best available)")
+    t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    t.add_argument("--limit", type=int, default=None, help="train on the first N images only")
+    t.add_argument("--max-steps", type=int, default=None, help="stop after N steps in total")
+    return parser
+
+
+def train(args: argparse.Namespace) -> int:
+    dataset = config.dataset_name(args.dataset)
+    device = config.pick_device(args.device)
+    out = args.out or config.runs_dir() / args.model
+    if args.resume and not (out / "checkpoint.pt").exists():
+        print(f"error: --resume, but there is no checkpoint at {out / 'checkpoint.pt'}",
+              file=sys.stderr)
+        return 2
+    G, D, size = build_gan(args.model, latent_dim=args.latent_dim)
+    loader = make_loader(dataset, batch_size=args.batch_size, device=device, seed=args.seed,
+                         limit=args.limit, image_size=None if size == 28 else size)
+    meta = {"model": args.model, "dataset": dataset, "latent_dim": args.latent_dim,
+            "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed}
+    print(f"Training {args.model} on {dataset} ({len(loader.images):,} images, "
+          f"{len(loader)} steps per epoch) on {device} -> {out}")
+    start = time.perf_counter()
+    try:
+        history = fit(G, D, loader, epochs=args.epochs, lr=args.lr, lr_schedule=args.lr_schedule,
+                      device=device, run_dir=out, seed=args.seed, resume=args.resume,
+                      max_steps=args.max_steps, meta=meta)
+    except NonFiniteLossError as err:
+        print(f"error: {err}", file=sys.stderr)
+        history = err.history  # type: ignore[attr-defined]
+        _write_outputs(out, history)
+        return 1
+    _write_outputs(out, history)
+    print(f"{history.stop_reason} after {len(history['loss_d'])} steps in "
+          f"{time.perf_counter() - start:.0f} s. Final grid: {out / 'final.png'}")
+    return 0
+
+
+def _write_outputs(out: Path, history) -> None:
+    save_history_plot(history, out / "losses.png")
+    (out / "history.json").write_text(json.dumps(
+        {"stop_reason": history.stop_reason, **{k: list(v) for k, v in history.items()}}))
+    if history.samples is not None:
+        save_grid(history.samples, out / "final.png", scale=2)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "train":
+            return train(args)
+    except (DatasetUnavailableError, DatasetCorruptError, CheckpointError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

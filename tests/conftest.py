@@ -1,0 +1,59 @@
+"""Shared fixtures: a small dataset written in the real IDX format, so no test needs a network."""
+
+from __future__ import annotations
+
+import gzip
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+
+def write_idx(path: Path, array: np.ndarray, compress: bool = False) -> Path:
+    """Write `array` (uint8) as an IDX file, the format MNIST is published in."""
+    magic = 0x0800 | array.ndim  # 0x08: unsigned bytes
+    data = struct.pack(">I", magic) + struct.pack(f">{array.ndim}I", *array.shape)
+    data += array.astype(np.uint8).tobytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if compress:
+        path = path.with_name(path.name + ".gz")
+        with gzip.open(path, "wb") as f:
+            f.write(data)
+    else:
+        path.write_bytes(data)
+    return path
+
+
+def make_images(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """`n` 28x28 images of a bright square whose position depends on the label, and the labels."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 10, size=n).astype(np.uint8)
+    images = rng.integers(0, 40, size=(n, 28, 28)).astype(np.uint8)
+    for img, label in zip(images, labels):
+        r, c = 2 + (label // 5) * 12, 2 + (label % 5) * 5
+        img[r:r + 10, c:c + 5] = 255
+    return images, labels
+
+
+def write_dataset(folder: Path, n_train: int = 256, n_test: int = 64,
+                  compress: bool = False) -> dict[str, np.ndarray]:
+    """Write the four MNIST files into `folder`; return the arrays written."""
+    arrays = {}
+    for split, n, seed in (("train", n_train, 1), ("t10k", n_test, 2)):
+        images, labels = make_images(n, seed)
+        write_idx(folder / f"{split}-images-idx3-ubyte", images, compress)
+        write_idx(folder / f"{split}-labels-idx1-ubyte", labels, compress)
+        arrays[f"{split}_images"], arrays[f"{split}_labels"] = images, labels
+    return arrays
+
+
+@pytest.fixture
+def tiny_data(tmp_path, monkeypatch) -> dict:
+    """A 256-image Fashion-MNIST stand-in in `tmp_path/data`, selected through the environment."""
+    root = tmp_path / "data"
+    arrays = write_dataset(root / "FashionMNIST" / "raw")
+    monkeypatch.setenv("GAN_DATA_DIR", str(root))
+    monkeypatch.setenv("GAN_DATASET", "fashion-mnist")
+    monkeypatch.setenv("GAN_SYSTEM_DATASETS", str(tmp_path / "no-system-copy"))
+    return {"root": root, **arrays}

@@ -1,0 +1,54 @@
+"""Models: shapes, value ranges, logits, and the DCGAN initialisation."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from gan_helpers import models
+
+
+@pytest.mark.parametrize("kind", ["mlp", "dcgan", "dcgan64"])
+def test_shapes_and_ranges(kind):
+    torch.manual_seed(0)
+    G, D, size = models.build_gan(kind)
+    z = torch.randn(4, 100)
+    x = G(z)
+    assert x.shape == (4, 1, size, size)
+    assert x.min() >= -1 and x.max() <= 1
+    logits = D(x)
+    assert logits.shape == (4,)
+    assert not isinstance(list(D.modules())[-1], nn.Sigmoid)  # logits, not probabilities
+    assert D(torch.full((4, 1, size, size), 5.0)).abs().max() > 0
+
+
+def test_mlp_sizes_are_the_classic_ones_and_arguments():
+    G, D = models.MLPGenerator(), models.MLPDiscriminator()
+    widths = [m.out_features for m in G.modules() if isinstance(m, nn.Linear)]
+    assert widths == [256, 512, 1024, 784]
+    assert [m.out_features for m in D.modules() if isinstance(m, nn.Linear)] == [1024, 512, 256, 1]
+    assert any(isinstance(m, nn.Dropout) for m in D.modules())
+    small = models.MLPGenerator(latent_dim=8, hidden=(16,), batchnorm=True)
+    bns = [m for m in small.modules() if isinstance(m, nn.BatchNorm1d)]
+    assert len(bns) == 1 and bns[0].eps == 1e-5  # not the 0.8 of BatchNorm1d(n, 0.8)
+    assert small(torch.randn(3, 8)).shape == (3, 1, 28, 28)
+
+
+def test_weights_init_gives_the_dcgan_paper_statistics():
+    torch.manual_seed(0)
+    G = models.DCGAN64Generator()
+    convs = [m.weight for m in G.modules() if isinstance(m, nn.ConvTranspose2d)]
+    before = torch.cat([w.flatten() for w in convs]).std()
+    G.apply(models.weights_init)
+    weights = torch.cat([w.detach().flatten() for w in convs])
+    assert abs(weights.mean()) < 1e-3 and abs(weights.std() - 0.02) < 1e-3
+    assert abs(before - 0.02) > 5e-3  # PyTorch's default init is different: the call matters
+    bn = torch.cat([m.weight.detach() for m in G.modules() if isinstance(m, nn.BatchNorm2d)])
+    assert abs(bn.mean() - 1) < 0.01 and abs(bn.std() - 0.02) < 0.01
+    assert all((m.bias == 0).all() for m in G.modules() if isinstance(m, nn.BatchNorm2d))
+
+
+def test_build_gan_rejects_unknown_models():
+    with pytest.raises(ValueError, match="dcgan64"):
+        models.build_gan("resnet")
