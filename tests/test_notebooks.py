@@ -1,0 +1,60 @@
+"""Notebook hygiene: numbering, title, goals, Colab badge and set-up cell, no outputs, README."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+import notebooks as nbtools  # noqa: E402
+
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+
+
+def test_there_are_lessons_numbered_from_00_without_gaps():
+    numbers = [int(p.name[:2]) for p in NOTEBOOKS]
+    assert numbers == list(range(len(numbers))) and len(numbers) >= 4
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_conventions(path):
+    assert nbtools.problems(path) == []
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebooks_read_settings_through_gan_helpers(path):
+    """Smoke mode and the dataset are read in gan_helpers.config, never in a notebook."""
+    code = "".join("".join(c["source"]) for c in json.loads(path.read_text())["cells"]
+                   if c["cell_type"] == "code")
+    for name in ("GAN_SMOKE", "os.environ", "getenv"):
+        assert name not in code, f"{path.name} reads {name} itself"
+
+
+def test_repository_address_lives_in_pyproject_only():
+    url = nbtools.repo_url()
+    assert url.startswith("https://github.com/")
+    setup = nbtools.setup_cell()
+    assert f"git+{url}" in setup
+    assert "torch" not in setup.split("subprocess.run")[1]  # Colab's own torch is kept
+
+
+def test_checker_catches_a_broken_notebook(tmp_path):
+    nb = json.loads(NOTEBOOKS[0].read_text())
+    nb["cells"][1]["source"] = "import sys\n"
+    nb["cells"][2]["outputs"] = [{"output_type": "stream", "name": "stdout", "text": "hi"}]
+    broken = tmp_path / NOTEBOOKS[0].name
+    broken.write_text(json.dumps(nb))
+    found = nbtools.problems(broken)
+    assert any("set-up cell" in p for p in found) and any("outputs" in p for p in found)
+    nbtools.fix(broken)
+    assert nbtools.problems(broken) == []
+
+
+def test_readme_lists_every_lesson():
+    readme = (ROOT / "README.md").read_text()
+    for path in NOTEBOOKS:
+        assert f"notebooks/{path.name}" in readme, f"README does not list {path.name}"
