@@ -96,10 +96,11 @@ def minimax_value(d: torch.Tensor, p_data: torch.Tensor, p_g: torch.Tensor,
                   x: torch.Tensor) -> float:
     """V(D, G) = ∫ p_data log D + p_g log(1 - D) dx, integrated numerically on the grid `x`.
 
-    Terms where a density is 0 contribute 0 (the convention 0·log 0 = 0).
+    Terms where a density is 0 contribute 0 (the convention 0·log 0 = 0); D and 1 - D are
+    clamped to 1e-300 so that a D rounded to exactly 0 or 1 costs a finite (tiny) amount.
     """
-    real = torch.where(p_data > 0, p_data * torch.log(d), torch.zeros_like(d))
-    fake = torch.where(p_g > 0, p_g * torch.log1p(-d), torch.zeros_like(d))
+    real = torch.xlogy(p_data, d.clamp_min(1e-300))
+    fake = torch.xlogy(p_g, (1 - d).clamp_min(1e-300))
     return torch.trapezoid(real + fake, x).item()
 
 

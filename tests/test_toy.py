@@ -60,7 +60,8 @@ def test_value_at_the_optimal_discriminator_is_minus_log4_plus_2_jsd() -> None:
     p_data = toy.mixture_pdf(x)
     for p_g in (toy.gaussian_pdf(x, 0.0, 1.0), toy.gaussian_pdf(x, 3.0, 0.3), p_data):
         c = toy.minimax_value(toy.optimal_discriminator(p_data, p_g), p_data, p_g, x)
-        assert c == pytest.approx(-math.log(4) + 2 * toy.js_divergence(p_data, p_g, x), abs=1e-9)
+        # equal up to the grid's integration error (the identity uses that each density has mass 1)
+        assert c == pytest.approx(-math.log(4) + 2 * toy.js_divergence(p_data, p_g, x), abs=1e-5)
     assert toy.js_divergence(p_data, p_data, x) == pytest.approx(0.0, abs=1e-12)
     # disjoint supports: the largest possible value, log 2
     far = toy.gaussian_pdf(x, 4.5, 0.05)
