@@ -41,6 +41,13 @@ def pick(full: T, smoke: T) -> T:
     return smoke if SMOKE else full
 
 
+def in_colab() -> bool:
+    """True inside Google Colab."""
+    import sys
+
+    return "google.colab" in sys.modules
+
+
 def dataset_name(name: str | None = None) -> str:
     """The dataset to use: `name` if given, else `$GAN_DATASET`, else MNIST."""
     chosen = (name or os.environ.get("GAN_DATASET") or "mnist").strip().lower()
