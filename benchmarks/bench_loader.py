@@ -11,6 +11,11 @@ give the same float32 images in [-1, 1]:
 Each epoch is timed `--repeats` times; the table shows the median epoch time, the batches per
 second it gives, and the ratio fast / classic.
 
+Run it on an otherwise idle machine: the fast loader's few large operations per batch are split
+across PyTorch's threads, and when other programs keep the cores busy its figure drops sharply
+while the classic loader's (one core, many small steps) hardly moves. The table's header gives
+the 1-minute load average before the run and the number of torch threads (`--threads` sets it).
+
     python benchmarks/bench_loader.py                       # the configured dataset ($GAN_DATASET)
     python benchmarks/bench_loader.py --dataset fashion-mnist --repeats 5
     python benchmarks/bench_loader.py --limit 2048 --repeats 1   # a quick run on a subset
@@ -68,6 +73,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> dict[str, dict[str, float] | float]:
     """Run the benchmark, print the table, and return the figures."""
     args = parse_args(argv)
+    load = f"{os.getloadavg()[0]:.2f}" if hasattr(os, "getloadavg") else "n/a"
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     info = data.dataset_info(args.dataset)
@@ -87,15 +93,16 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float] | float]:
         "fast": measure(fast, args.repeats),
     }
     results["ratio"] = results["fast"]["batches_per_s"] / results["classic"]["batches_per_s"]
-    print_table(results, info.title, n_images, args)
+    print_table(results, info.title, n_images, args, load)
     return results
 
 
-def print_table(results: dict, title: str, n_images: int, args: argparse.Namespace) -> None:
-    load = f"{os.getloadavg()[0]:.2f}" if hasattr(os, "getloadavg") else "n/a"
+def print_table(results: dict, title: str, n_images: int, args: argparse.Namespace,
+                load: str) -> None:
+    """Print the figures; `load` is the 1-minute load average before the run (busy CPU: >0)."""
     print(f"Loader benchmark: {title} training split, {n_images:,} images, batch size "
           f"{args.batch_size}, CPU, {torch.get_num_threads()} torch threads, "
-          f"median of {args.repeats} epoch(s), load average {load}")
+          f"median of {args.repeats} epoch(s), load average before the run {load}")
     print(f"{'loader':<46}{'batches':>9}{'s/epoch':>10}{'batches/s':>12}")
     rows = (("classic", "DataLoader + ToTensor + Normalize"),
             ("fast", "make_loader (TensorLoader)"))

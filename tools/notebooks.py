@@ -18,6 +18,7 @@ import argparse
 import json
 import re
 import sys
+import uuid
 from pathlib import Path
 
 try:
@@ -104,6 +105,8 @@ def fix(path: Path) -> None:
     if cells[1]["cell_type"] == "code" and source(cells[1]).startswith(SETUP_MARK):
         cells[1].update(setup)
     else:
+        if nb.get("nbformat_minor", 0) >= 5:  # cell ids are required from nbformat 4.5
+            setup["id"] = uuid.uuid4().hex[:8]
         cells.insert(1, setup)
     for cell in cells:
         if cell["cell_type"] == "code":

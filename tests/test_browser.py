@@ -1,0 +1,143 @@
+"""Lesson 04 in a real browser: JupyterLab on 127.0.0.1, headless Chromium driven by Playwright.
+
+Runs every cell of a copy of the lesson in smoke mode and checks what a learner sees: the
+dashboard's sample image renders and changes while training runs, the curves appear, and Stop ends
+the run with the stopped status shown. A screenshot goes to test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+LESSON = ROOT / "notebooks" / "04_live_training.ipynb"
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+pytestmark = pytest.mark.browser
+
+
+def _require_browser():
+    missing = []
+    if not Path(CHROMIUM).exists():
+        missing.append("chromium (apt-get install chromium)")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        missing.append("playwright (pip install playwright)")
+    if missing:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must run the browser test, but these are missing: {missing}")
+        pytest.skip(f"needs {', '.join(missing)}")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def jupyterlab(tmp_path):
+    """A JupyterLab server on 127.0.0.1 serving a copy of lesson 04; stopped by its own PID."""
+    _require_browser()
+    work = tmp_path / "work"
+    work.mkdir()
+    shutil.copy(LESSON, work / LESSON.name)  # JupyterLab autosaves into the file it opened
+    settings = tmp_path / "settings" / "@jupyterlab" / "apputils-extension"
+    settings.mkdir(parents=True)
+    (settings / "notification.jupyterlab-settings").write_text(
+        json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+    port = _free_port()
+    env = {**os.environ, "GAN_SMOKE": "1", "GAN_RUNS_DIR": str(tmp_path / "runs"),
+           "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "settings"),
+           "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "workspaces"),
+           "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime")}
+    log = open(tmp_path / "jupyterlab.log", "w")
+    # Started directly (no shell in between), so the PID we keep is the server's.
+    server = subprocess.Popen(
+        [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}",
+         "--ServerApp.ip=127.0.0.1", "--IdentityProvider.token=", "--ServerApp.password=",
+         f"--ServerApp.root_dir={work}", "--LabApp.expose_app_in_browser=True",
+         "--ServerApp.port_retries=0", "--allow-root"],
+        cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/api/status", timeout=2)
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("JupyterLab did not start: "
+                                       + (tmp_path / "jupyterlab.log").read_text()[-2000:])
+                time.sleep(0.5)
+        yield url
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        log.close()
+
+
+def test_dashboard_updates_live_and_stop_works(jupyterlab):
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        try:
+            page.goto(f"{jupyterlab}/lab/tree/{LESSON.name}")
+            page.wait_for_selector(".jp-Notebook", timeout=60_000)
+            page.wait_for_function(
+                "() => window.jupyterapp && document.querySelector("
+                "'.jp-Notebook-ExecutionIndicator[data-status=\"idle\"]')", timeout=90_000)
+            time.sleep(1.0)  # the kernel says idle a moment before the page is ready for input
+            page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+
+            dashboard = page.locator(".gan-dashboard").first
+            dashboard.wait_for(timeout=180_000)
+            samples = dashboard.locator("img").nth(0)
+            curves = dashboard.locator("img").nth(1)
+            seen: list[str] = []
+            deadline = time.monotonic() + 120
+            while len(seen) < 3 and time.monotonic() < deadline:
+                src = samples.get_attribute("src") or ""
+                rendered = samples.evaluate("img => img.complete && img.naturalWidth > 0")
+                if src and rendered and (not seen or src != seen[-1]):
+                    seen.append(src)
+                time.sleep(0.05)
+            assert len(seen) >= 3, f"the sample image changed {len(seen) - 1} times, not 2"
+            page.wait_for_function(
+                "img => img.complete && img.naturalWidth > 0", arg=curves.element_handle(),
+                timeout=30_000)
+            page.screenshot(path=str(ARTIFACTS / "lesson04_dashboard_live.png"))
+
+            dashboard.locator("button", has_text="Stop").click()
+            final = dashboard.locator(".gan-dashboard-final")
+            final.wait_for(timeout=60_000)
+            assert "stopped with the Stop button" in final.inner_text()
+            dashboard.scroll_into_view_if_needed()
+            page.screenshot(path=str(ARTIFACTS / "lesson04_dashboard_stopped.png"))
+        except Exception:
+            page.screenshot(path=str(ARTIFACTS / "lesson04_failure.png"))
+            raise
+        finally:
+            browser.close()
