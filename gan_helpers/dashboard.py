@@ -31,13 +31,28 @@ def _kernel_shell():
 
 
 def _ui_events() -> AbstractContextManager:
-    """Lets widget clicks reach the kernel while a cell runs (jupyter-ui-poll), where it can."""
+    """Lets widget clicks reach a busy kernel on ipykernel < 7 (Colab), with jupyter-ui-poll."""
+    shell = _kernel_shell()
+    if shell is None or not hasattr(shell.kernel, "do_one_iteration"):
+        return nullcontext(None)  # ipykernel 7 has no do_one_iteration: see _route_to_subshell
     try:
         from jupyter_ui_poll import ui_events
 
         return ui_events()
     except Exception:  # noqa: BLE001 - without it only the Stop button is affected
-        return nullcontext(lambda n: None)
+        return nullcontext(None)
+
+
+def _route_to_subshell(widget) -> None:
+    """Lets clicks on `widget` reach a busy kernel on ipykernel 7 with JupyterLab 4.4 or newer.
+
+    There the front end sends widget messages on a kernel *subshell*, which runs in its own thread
+    even while a cell runs; but ipykernel routes a comm's incoming messages to the shell that last
+    published on it (the busy main shell). Serve them on the subshell they were sent on instead.
+    """
+    comm = getattr(widget, "comm", None)
+    if comm is not None and hasattr(comm, "_reply_subshell_for"):
+        comm._reply_subshell_for = lambda data, default: default
 
 
 class Dashboard(Callback):
@@ -71,7 +86,8 @@ class Dashboard(Callback):
         import matplotlib.pyplot as plt
         from IPython.display import display
 
-        self.fig, self.axes = plt.subplots(1, 2, figsize=(8.5, 2.8), dpi=72)
+        self.fig, self.axes = plt.subplots(1, 2, figsize=(8.5, 2.8), dpi=72,
+                                           layout="constrained")
         plt.close(self.fig)  # drawn into PNG bytes, never shown by pyplot
         self.samples = w.Image(format="png", layout=w.Layout(width="280px", height="280px"))
         self.curves = w.Image(format="png", layout=w.Layout(width="612px"))
@@ -89,6 +105,7 @@ class Dashboard(Callback):
         ])
         self.widget.add_class("gan-dashboard")
         display(self.widget)
+        _route_to_subshell(self.stop_button)
 
     # ------------------------------------------------------------------ updates
     def on_step_end(self, state: TrainState) -> None:
@@ -119,7 +136,7 @@ class Dashboard(Callback):
         self.progress.value = state.step
         self.status.value = self.status_text(state)
         if self._poll is not None:
-            self._poll(10)  # let a click on Stop reach the kernel
+            self._poll(10)  # ipykernel < 7: let a click on Stop reach the kernel
 
     def status_text(self, state: TrainState) -> str:
         h = state.history

@@ -52,7 +52,8 @@ def show_grid(images: torch.Tensor, nrow: int = 8, title: str | None = None,
 def plot_history(history: Mapping[str, Sequence[float]], smooth: int = 20,
                  axes: Sequence[plt.Axes] | None = None) -> plt.Figure:
     """Plot the losses and D(x) / D(G(z)) of a training history, per step (smoothed)."""
-    if axes is None:
+    own_figure = axes is None
+    if own_figure:
         fig, axes = plt.subplots(1, 2, figsize=(11, 3.6))
     else:
         fig = axes[0].figure
@@ -83,7 +84,8 @@ def plot_history(history: Mapping[str, Sequence[float]], smooth: int = 20,
     draw(axes[1], [("d_real", "D(x), real"), ("d_fake", "D(G(z)), fake")],
          "discriminator's outputs (probabilities)")
     axes[1].set_ylim(0, 1)
-    fig.tight_layout()
+    if own_figure:
+        fig.tight_layout()
     return fig
 
 

@@ -28,6 +28,13 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 
 pytestmark = pytest.mark.browser
 
+KERNEL_IDLE = """() => {
+    const panel = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+    const kernel = panel && panel.sessionContext && panel.sessionContext.session
+        && panel.sessionContext.session.kernel;
+    return Boolean(kernel && kernel.status === "idle" && kernel.connectionStatus === "connected");
+}"""
+
 
 def _require_browser():
     missing = []
@@ -106,14 +113,16 @@ def test_dashboard_updates_live_and_stop_works(jupyterlab):
         try:
             page.goto(f"{jupyterlab}/lab/tree/{LESSON.name}")
             page.wait_for_selector(".jp-Notebook", timeout=60_000)
-            page.wait_for_function(
-                "() => window.jupyterapp && document.querySelector("
-                "'.jp-Notebook-ExecutionIndicator[data-status=\"idle\"]')", timeout=90_000)
-            time.sleep(1.0)  # the kernel says idle a moment before the page is ready for input
-            page.evaluate("window.jupyterapp.commands.execute('notebook:run-all-cells')")
+            page.wait_for_function(KERNEL_IDLE, timeout=120_000)
+            time.sleep(1.0)  # the kernel says idle a moment before it is ready for input
+            # Not awaited: the command's promise settles only when every cell has run.
+            page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
 
             dashboard = page.locator(".gan-dashboard").first
-            dashboard.wait_for(timeout=180_000)
+            error = page.locator('.jp-RenderedText[data-mime-type="application/vnd.jupyter.stderr"]')
+            dashboard.or_(error).first.wait_for(timeout=180_000)
+            if not dashboard.count():
+                pytest.fail(f"a cell failed before the dashboard showed:\n{error.first.inner_text()}")
             samples = dashboard.locator("img").nth(0)
             curves = dashboard.locator("img").nth(1)
             seen: list[str] = []
@@ -128,12 +137,13 @@ def test_dashboard_updates_live_and_stop_works(jupyterlab):
             page.wait_for_function(
                 "img => img.complete && img.naturalWidth > 0", arg=curves.element_handle(),
                 timeout=30_000)
-            page.screenshot(path=str(ARTIFACTS / "lesson04_dashboard_live.png"))
-
             dashboard.locator("button", has_text="Stop").click()
+            dashboard.scroll_into_view_if_needed()
+            page.screenshot(path=str(ARTIFACTS / "lesson04_dashboard_live.png"))
             final = dashboard.locator(".gan-dashboard-final")
             final.wait_for(timeout=60_000)
-            assert "stopped with the Stop button" in final.inner_text()
+            assert "stopped with the Stop button" in final.inner_text(), (
+                "training ended before Stop was pressed: " + final.inner_text())
             dashboard.scroll_into_view_if_needed()
             page.screenshot(path=str(ARTIFACTS / "lesson04_dashboard_stopped.png"))
         except Exception:
