@@ -7,6 +7,7 @@ the run with the stopped status shown. A screenshot goes to test-artifacts/.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -15,6 +16,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,6 +30,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 
 pytestmark = pytest.mark.browser
 
+STDERR = '.jp-RenderedText[data-mime-type="application/vnd.jupyter.stderr"]'
 KERNEL_IDLE = """() => {
     const panel = window.jupyterapp && window.jupyterapp.shell.currentWidget;
     const kernel = panel && panel.sessionContext && panel.sessionContext.session
@@ -56,51 +59,71 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def jupyterlab(tmp_path):
-    """A JupyterLab server on 127.0.0.1 serving a copy of lesson 04; stopped by its own PID."""
-    _require_browser()
-    work = tmp_path / "work"
-    work.mkdir()
-    shutil.copy(LESSON, work / LESSON.name)  # JupyterLab autosaves into the file it opened
-    settings = tmp_path / "settings" / "@jupyterlab" / "apputils-extension"
-    settings.mkdir(parents=True)
+@contextlib.contextmanager
+def jupyterlab_server(work: Path, scratch: Path, env: dict[str, str]) -> Iterator[str]:
+    """JupyterLab serving `work` on a free port of 127.0.0.1; yields its URL, then stops it by PID.
+
+    The news and update pop-ups are switched off with a settings override in `scratch`.
+    """
+    settings = scratch / "settings" / "@jupyterlab" / "apputils-extension"
+    settings.mkdir(parents=True, exist_ok=True)
     (settings / "notification.jupyterlab-settings").write_text(
         json.dumps({"fetchNews": "false", "checkForUpdates": False}))
     port = _free_port()
-    env = {**os.environ, "GAN_SMOKE": "1", "GAN_RUNS_DIR": str(tmp_path / "runs"),
-           "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "settings"),
-           "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "workspaces"),
-           "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime")}
-    log = open(tmp_path / "jupyterlab.log", "w")
-    # Started directly (no shell in between), so the PID we keep is the server's.
-    server = subprocess.Popen(
-        [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}",
-         "--ServerApp.ip=127.0.0.1", "--IdentityProvider.token=", "--ServerApp.password=",
-         f"--ServerApp.root_dir={work}", "--LabApp.expose_app_in_browser=True",
-         "--ServerApp.port_retries=0", "--allow-root"],
-        cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/api/status", timeout=2)
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("JupyterLab did not start: "
-                                       + (tmp_path / "jupyterlab.log").read_text()[-2000:])
-                time.sleep(0.5)
-        yield url
-    finally:
-        server.terminate()
+    env = {**os.environ, **env, "JUPYTERLAB_SETTINGS_DIR": str(scratch / "settings"),
+           "JUPYTERLAB_WORKSPACES_DIR": str(scratch / "workspaces"),
+           "JUPYTER_RUNTIME_DIR": str(scratch / "runtime")}
+    log_path = scratch / "jupyterlab.log"
+    with open(log_path, "w") as log:
+        # Started directly (no shell in between), so the PID we keep is the server's.
+        server = subprocess.Popen(
+            [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}",
+             "--ServerApp.ip=127.0.0.1", "--IdentityProvider.token=", "--ServerApp.password=",
+             f"--ServerApp.root_dir={work}", "--LabApp.expose_app_in_browser=True",
+             "--ServerApp.port_retries=0", "--allow-root"],
+            cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT)
+        url = f"http://127.0.0.1:{port}"
         try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
-        log.close()
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    urllib.request.urlopen(f"{url}/api/status", timeout=2)
+                    break
+                except OSError:
+                    if server.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError("JupyterLab did not start: "
+                                           + log_path.read_text()[-2000:]) from None
+                    time.sleep(0.5)
+            yield url
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+
+
+def open_and_run_all(page, url: str, notebook: str) -> None:
+    """Open `notebook` in JupyterLab, wait for its kernel, and start Run All (without waiting)."""
+    page.goto(f"{url}/lab/tree/{notebook}")
+    page.wait_for_selector(".jp-Notebook", timeout=60_000)
+    page.wait_for_function(KERNEL_IDLE, timeout=120_000)
+    time.sleep(1.0)  # the kernel says idle a moment before it is ready for input
+    # Not awaited: the command's promise settles only when every cell has run.
+    page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
+
+
+@pytest.fixture
+def jupyterlab(tmp_path):
+    """JupyterLab serving a copy of lesson 04 (it autosaves into the file it opened)."""
+    _require_browser()
+    work = tmp_path / "work"
+    work.mkdir()
+    shutil.copy(LESSON, work / LESSON.name)
+    with jupyterlab_server(work, tmp_path, {"GAN_SMOKE": "1",
+                                            "GAN_RUNS_DIR": str(tmp_path / "runs")}) as url:
+        yield url
 
 
 def test_dashboard_updates_live_and_stop_works(jupyterlab):
@@ -111,18 +134,13 @@ def test_dashboard_updates_live_and_stop_works(jupyterlab):
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         try:
-            page.goto(f"{jupyterlab}/lab/tree/{LESSON.name}")
-            page.wait_for_selector(".jp-Notebook", timeout=60_000)
-            page.wait_for_function(KERNEL_IDLE, timeout=120_000)
-            time.sleep(1.0)  # the kernel says idle a moment before it is ready for input
-            # Not awaited: the command's promise settles only when every cell has run.
-            page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
-
+            open_and_run_all(page, jupyterlab, LESSON.name)
             dashboard = page.locator(".gan-dashboard").first
-            error = page.locator('.jp-RenderedText[data-mime-type="application/vnd.jupyter.stderr"]')
+            error = page.locator(STDERR)
             dashboard.or_(error).first.wait_for(timeout=180_000)
             if not dashboard.count():
-                pytest.fail(f"a cell failed before the dashboard showed:\n{error.first.inner_text()}")
+                pytest.fail("a cell failed before the dashboard showed:\n"
+                            + error.first.inner_text())
             samples = dashboard.locator("img").nth(0)
             curves = dashboard.locator("img").nth(1)
             seen: list[str] = []

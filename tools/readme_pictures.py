@@ -1,0 +1,58 @@
+"""Make the README's pictures from a full run of lesson 04 in a real browser.
+
+Runs lesson 04 in full mode in JupyterLab (headless Chromium, as tests/test_browser.py does), takes
+a screenshot of the live dashboard when the first training run ends, and copies the run's GIF.
+Writes docs/dashboard.png and docs/training.gif and prints the dataset and the training time.
+
+    GAN_DATASET=fashion-mnist .venv/bin/python tools/readme_pictures.py
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+from test_browser import CHROMIUM, CHROMIUM_ARGS, LESSON, jupyterlab_server, open_and_run_all  # noqa: E402
+
+
+def main() -> None:
+    from PIL import Image
+    from playwright.sync_api import sync_playwright
+
+    docs = ROOT / "docs"
+    docs.mkdir(exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix="readme-pictures-"))
+    work, runs = scratch / "work", scratch / "runs"
+    work.mkdir()
+    shutil.copy(LESSON, work / LESSON.name)
+    env = {"GAN_SMOKE": "", "GAN_RUNS_DIR": str(runs)}
+    with jupyterlab_server(work, scratch, env) as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1300, "height": 900})
+        start = time.monotonic()
+        open_and_run_all(page, url, LESSON.name)
+        dashboard = page.locator(".gan-dashboard").first
+        dashboard.wait_for(timeout=300_000)
+        dashboard.locator(".gan-dashboard-final").wait_for(timeout=3_600_000)
+        minutes = (time.monotonic() - start) / 60
+        status = dashboard.locator(".gan-dashboard-final").inner_text()
+        dashboard.scroll_into_view_if_needed()
+        dashboard.screenshot(path=str(scratch / "dashboard.png"))
+        gif_cell = page.locator(".jp-OutputArea-output img[src^='data:image/gif']")
+        gif_cell.wait_for(timeout=1_800_000)
+        browser.close()
+    Image.open(scratch / "dashboard.png").save(docs / "dashboard.png", optimize=True)
+    shutil.copy(runs / "04_live_training" / "training.gif", docs / "training.gif")
+    print(f"dashboard: {status}; first run took {minutes:.1f} min incl. kernel start")
+    for name in ("dashboard.png", "training.gif"):
+        print(f"docs/{name}: {(docs / name).stat().st_size / 1024:.0f} KiB")
+
+
+if __name__ == "__main__":
+    main()
