@@ -13,11 +13,13 @@ import sys
 import time
 from pathlib import Path
 
+import torch
+
 from . import config
 from .checkpoints import CheckpointError
 from .data import DatasetCorruptError, DatasetUnavailableError, make_loader
 from .models import MODELS, build_gan
-from .training import NonFiniteLossError, fit
+from .training import NonFiniteLossError, SpeedOptions, fit
 from .viz import save_grid, save_history_plot
 
 
@@ -40,6 +42,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     t.add_argument("--limit", type=int, default=None, help="train on the first N images only")
     t.add_argument("--max-steps", type=int, default=None, help="stop after N steps in total")
+    fast = t.add_argument_group("speed (see the README's 'Training speed')")
+    fast.add_argument("--amp", choices=["bf16"], default=None, help="bfloat16 autocast")
+    fast.add_argument("--compile", action="store_true", help="torch.compile both networks")
+    fast.add_argument("--channels-last", action="store_true", help="channels-last memory format")
+    fast.add_argument("--threads", type=int, default=None, help="CPU threads for PyTorch")
+    fast.add_argument("--sync-every", type=int, default=None,
+                      help="read the losses back from the device every N steps")
     return parser
 
 
@@ -51,6 +60,9 @@ def train(args: argparse.Namespace) -> int:
         print(f"error: --resume, but there is no checkpoint at {out / 'checkpoint.pt'}",
               file=sys.stderr)
         return 2
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    speed = SpeedOptions(amp=args.amp, compile=args.compile, channels_last=args.channels_last)
     G, D, size = build_gan(args.model, latent_dim=args.latent_dim)
     loader = make_loader(dataset, batch_size=args.batch_size, device=device, seed=args.seed,
                          limit=args.limit, image_size=None if size == 28 else size)
@@ -62,7 +74,8 @@ def train(args: argparse.Namespace) -> int:
     try:
         history = fit(G, D, loader, epochs=args.epochs, lr=args.lr, lr_schedule=args.lr_schedule,
                       device=device, run_dir=out, seed=args.seed, resume=args.resume,
-                      max_steps=args.max_steps, meta=meta)
+                      max_steps=args.max_steps, meta=meta, speed=speed,
+                      sync_every=args.sync_every)
     except NonFiniteLossError as err:
         print(f"error: {err}", file=sys.stderr)
         history = err.history  # type: ignore[attr-defined]

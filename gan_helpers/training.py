@@ -82,6 +82,51 @@ def train_step(G: nn.Module, D: nn.Module, opt_g: torch.optim.Optimizer,
     ])
 
 
+@dataclass
+class SpeedOptions:
+    """Optional speed-ups of the training loop; the defaults are what measured fastest.
+
+    - `amp="bf16"`: bfloat16 autocast for the forward passes (GPUs with bf16, recent CPUs);
+    - `compile=True`: `torch.compile` both networks (the first steps pay the compile time);
+    - `channels_last=True`: channels-last memory format for convolutional networks;
+    - `fused_adam`: fused Adam kernels (default: on for CUDA, off elsewhere);
+    - `cudnn_benchmark`: let cuDNN pick the fastest convolution algorithms (default: on for CUDA).
+    """
+
+    amp: str | None = None
+    compile: bool = False
+    channels_last: bool = False
+    fused_adam: bool | None = None
+    cudnn_benchmark: bool | None = None
+
+    def __post_init__(self) -> None:
+        if self.amp not in (None, "bf16"):
+            raise ValueError(f"amp must be None or 'bf16', not {self.amp!r}.")
+
+    def use_fused_adam(self, device: torch.device) -> bool | None:
+        return (device.type == "cuda" or None) if self.fused_adam is None else self.fused_adam
+
+    def prepare(self, G: nn.Module, D: nn.Module,
+                device: torch.device) -> tuple[nn.Module, nn.Module]:
+        """Apply the options to the networks; return the modules the step should call."""
+        if device.type == "cuda" and self.cudnn_benchmark is not False:
+            torch.backends.cudnn.benchmark = True
+        if self.channels_last:
+            G.to(memory_format=torch.channels_last)
+            D.to(memory_format=torch.channels_last)
+        if self.compile:
+            return torch.compile(G), torch.compile(D)
+        return G, D
+
+    def batch(self, real: torch.Tensor) -> torch.Tensor:
+        if self.channels_last and real.dim() == 4:
+            return real.contiguous(memory_format=torch.channels_last)
+        return real
+
+    def autocast(self, device: torch.device):
+        return torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.amp == "bf16")
+
+
 class History(dict):
     """Per-step training statistics (`STATS` keys, lists of floats), with how training ended."""
 
@@ -310,6 +355,7 @@ def fit(
     n_fixed: int = 64,
     sync_every: int | None = None,
     meta: dict[str, Any] | None = None,
+    speed: SpeedOptions | None = None,
 ) -> History:
     """Train `G` against `D` for `epochs` epochs in all (resumed ones count); return the history.
 
@@ -322,14 +368,19 @@ def fit(
     - `max_steps` caps the number of steps (in total); `callbacks` are added to the defaults.
     - Ctrl-C or `state.request_stop()` stop cleanly after the current step, with a checkpoint.
       A NaN or infinite loss raises `NonFiniteLossError`, keeping the last good checkpoint.
+    - `speed`: the optional speed-ups (`SpeedOptions`); `sync_every` reads the losses back from
+      the device every N steps (default: every step on the CPU, every 25 on a GPU).
     """
     device = torch.device(device) if device is not None else next(G.parameters()).device
     objective = objective if objective is not None else BCEObjective()
     run_dir = Path(run_dir) if run_dir is not None else None
+    speed = speed or SpeedOptions()
     G.to(device).train()
     D.to(device).train()
-    opt_g = opt_g or torch.optim.Adam(G.parameters(), lr=lr, betas=betas)
-    opt_d = opt_d or torch.optim.Adam(D.parameters(), lr=lr, betas=betas)
+    fused = speed.use_fused_adam(device)
+    opt_g = opt_g or torch.optim.Adam(G.parameters(), lr=lr, betas=betas, fused=fused)
+    opt_d = opt_d or torch.optim.Adam(D.parameters(), lr=lr, betas=betas, fused=fused)
+    step_G, step_D = speed.prepare(G, D, device)
 
     steps_per_epoch = len(loader)  # type: ignore[arg-type]
     if steps_per_epoch == 0:
@@ -386,9 +437,10 @@ def fit(
                 start = state.step - state.epoch * steps_per_epoch
                 tick, ticked = time.perf_counter(), 0
                 for real, _ in _batches(loader, state.epoch, start):
-                    real = real.to(device, non_blocking=True)
+                    real = speed.batch(real.to(device, non_blocking=True))
                     z = torch.randn(real.shape[0], latent_dim, device=device)
-                    pending.append(step_fn(G, D, opt_g, opt_d, real, z, objective))
+                    with speed.autocast(device):
+                        pending.append(step_fn(step_G, step_D, opt_g, opt_d, real, z, objective))
                     for s in schedulers:
                         s.step()
                     state.step += 1

@@ -216,3 +216,42 @@ def test_checkpoint_of_another_architecture_gets_a_clear_error(tmp_path):
         fit(G, D, tiny_loader(), epochs=2, run_dir=tmp_path, resume=True, progress=False)
     with pytest.raises(CheckpointError, match="No checkpoint at"):
         load_checkpoint(tmp_path / "nope.pt")
+
+
+@pytest.mark.parametrize("kind", ["mlp", "dcgan"])
+def test_optimised_step_matches_the_plain_classic_step(kind):
+    """One fake batch, D frozen for G's pass, set_to_none: same losses and weights as the
+    classic step that runs G twice."""
+    from gan_helpers.baseline import plain_step
+
+    results = []
+    for step in (train_step, plain_step):
+        G, D = small_gan(kind)
+        opt_g = torch.optim.Adam(G.parameters(), lr=1e-3)
+        opt_d = torch.optim.Adam(D.parameters(), lr=1e-3)
+        torch.manual_seed(7)
+        losses = [step(G, D, opt_g, opt_d, real, torch.randn(32, 16), BCEObjective())
+                  for real, _ in tiny_loader().batches(0)]
+        results.append((torch.stack(losses), G.state_dict(), D.state_dict()))
+    (la, ga, da), (lb, gb, db) = results
+    assert torch.allclose(la, lb, atol=1e-6)
+    for a, b in ((ga, gb), (da, db)):
+        for name in a:
+            if "running" not in name and "num_batches" not in name:  # G ran twice: BN stats
+                assert torch.allclose(a[name], b[name], atol=1e-6), name
+
+
+def test_speed_options_keep_training_correct():
+    from gan_helpers.training import SpeedOptions
+
+    runs = []
+    for speed in (SpeedOptions(), SpeedOptions(channels_last=True)):
+        G, D = small_gan("dcgan")
+        history = fit(G, D, tiny_loader(), epochs=1, progress=False, speed=speed)
+        runs.append((history, G.state_dict()))
+    (h1, g1), (h2, g2) = runs
+    assert torch.allclose(torch.tensor(h1["loss_d"]), torch.tensor(h2["loss_d"]), atol=1e-4)
+    for name in g1:
+        assert torch.allclose(g1[name].float(), g2[name].float(), atol=1e-4), name
+    with pytest.raises(ValueError, match="bf16"):
+        SpeedOptions(amp="fp8")

@@ -1,0 +1,56 @@
+"""The live dashboard, driven without a browser (tests/test_browser.py drives it in JupyterLab)."""
+
+from __future__ import annotations
+
+import pytest
+from test_training import small_gan, tiny_loader
+
+from gan_helpers import dashboard
+from gan_helpers.training import Callback, fit
+
+
+class _FakeKernelShell:
+    kernel = object()  # no do_one_iteration: the ipykernel 7 path
+
+
+@pytest.fixture
+def widgets_mode(monkeypatch):
+    """Pretend to run in a Jupyter kernel, so the dashboard builds its widgets."""
+    monkeypatch.setattr(dashboard, "_kernel_shell", lambda: _FakeKernelShell())
+
+
+def test_refreshes_are_throttled_whatever_the_step_rate(widgets_mode):
+    G, D = small_gan()
+    never = dashboard.Dashboard(refresh_s=1e9)
+    fit(G, D, tiny_loader(), epochs=2, progress=False, callbacks=[never])
+    assert never.refreshes == 1 + 2 + 1  # the start, each epoch's end, the end
+    always = dashboard.Dashboard(refresh_s=0.0)
+    fit(G, D, tiny_loader(), epochs=2, progress=False, callbacks=[always])
+    assert always.refreshes == 1 + 16 + 2 + 1
+    assert bytes(always.samples.value[:4]) == bytes(always.curves.value[:4]) == b"\x89PNG"
+    assert always.progress.value == always.progress.max == 16
+    assert "✔ finished" in always.status.value and "step 16/16" in always.status.value
+
+
+def test_stop_button_ends_training_after_the_current_step(widgets_mode, tmp_path):
+    class ClickStop(Callback):
+        def on_step_end(self, state):
+            if state.step == 3:
+                dash.stop_button.click()
+
+    dash = dashboard.Dashboard(refresh_s=0.0)
+    G, D = small_gan()
+    history = fit(G, D, tiny_loader(), epochs=2, run_dir=tmp_path, progress=False,
+                  callbacks=[dash, ClickStop()])
+    assert len(history["loss_d"]) == 3
+    assert history.stop_reason == "stopped with the Stop button"
+    assert "■ stopped with the Stop button" in dash.status.value
+    assert "checkpoint saved" in dash.status.value and dash.stop_button.disabled
+
+
+def test_plain_script_gets_text_status_lines(capsys):
+    G, D = small_gan()
+    fit(G, D, tiny_loader(), epochs=2, progress=False, callbacks=[dashboard.Dashboard()])
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0].startswith("epoch 1/2 · step 8/16") and "images/s" in lines[0]
+    assert lines[-1].endswith("· finished")
