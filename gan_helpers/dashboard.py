@@ -86,11 +86,11 @@ class Dashboard(Callback):
         import matplotlib.pyplot as plt
         from IPython.display import display
 
-        self.fig, self.axes = plt.subplots(1, 2, figsize=(8.5, 2.8), dpi=72,
+        self.fig, self.axes = plt.subplots(1, 2, figsize=(7.5, 2.8), dpi=72,
                                            layout="constrained")
         plt.close(self.fig)  # drawn into PNG bytes, never shown by pyplot
         self.samples = w.Image(format="png", layout=w.Layout(width="280px", height="280px"))
-        self.curves = w.Image(format="png", layout=w.Layout(width="612px"))
+        self.curves = w.Image(format="png", layout=w.Layout(width="540px"))
         self.progress = w.IntProgress(value=state.step, min=0, max=state.total_steps,
                                       layout=w.Layout(width="60%"))
         self.status = w.HTML()
@@ -99,7 +99,7 @@ class Dashboard(Callback):
         self.stop_button.on_click(lambda _: state.request_stop("stopped with the Stop button"))
         self.widget = w.VBox([
             w.HTML(f"<b>{self.title}</b>"),
-            w.HBox([self.samples, self.curves]),
+            w.HBox([self.samples, self.curves], layout=w.Layout(flex_flow="row wrap")),
             w.HBox([self.stop_button, self.progress]),
             self.status,
         ])

@@ -25,6 +25,8 @@ def main() -> None:
     from PIL import Image
     from playwright.sync_api import sync_playwright
 
+    from gan_helpers.viz import make_gif
+
     docs = ROOT / "docs"
     docs.mkdir(exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix="readme-pictures-"))
@@ -34,7 +36,7 @@ def main() -> None:
     env = {"GAN_SMOKE": "", "GAN_RUNS_DIR": str(runs)}
     with jupyterlab_server(work, scratch, env) as url, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1300, "height": 900})
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
         start = time.monotonic()
         open_and_run_all(page, url, LESSON.name)
         dashboard = page.locator(".gan-dashboard").first
@@ -48,7 +50,8 @@ def main() -> None:
         gif_cell.wait_for(timeout=1_800_000)
         browser.close()
     Image.open(scratch / "dashboard.png").save(docs / "dashboard.png", optimize=True)
-    shutil.copy(runs / "04_live_training" / "training.gif", docs / "training.gif")
+    grids = sorted((runs / "04_live_training" / "grids").glob("epoch_*.png"))
+    make_gif(grids, docs / "training.gif", duration_ms=500, scale=1)  # small, for the README
     print(f"dashboard: {status}; first run took {minutes:.1f} min incl. kernel start")
     for name in ("dashboard.png", "training.gif"):
         print(f"docs/{name}: {(docs / name).stat().st_size / 1024:.0f} KiB")
