@@ -82,11 +82,13 @@ def peak_memory_mb(kind: str, pipeline: str, device: str, dataset: str | None) -
     code = f"""
 import resource, sys, torch
 sys.argv = ["x"]
-from benchmarks.bench_speed import _loaders, time_classic, time_project
+from benchmarks.bench_speed import time_classic, time_project
+from gan_helpers import data
 device = torch.device({device!r})
-classic, fast = _loaders({dataset!r}, device, 128)
-fn = time_classic if {pipeline!r} == "classic" else time_project
-fn({kind!r}, classic if {pipeline!r} == "classic" else fast, device, 10)
+if {pipeline!r} == "classic":
+    time_classic({kind!r}, data.classic_loader({dataset!r}, batch_size=128), device, 10)
+else:
+    time_project({kind!r}, data.make_loader({dataset!r}, batch_size=128, device=device), device, 10)
 if device.type == "cuda":
     print(torch.cuda.max_memory_allocated() / 2**20)
 else:
