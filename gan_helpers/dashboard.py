@@ -58,16 +58,20 @@ def _route_to_subshell(widget) -> None:
 class Dashboard(Callback):
     """Live samples, curves, progress, status and a Stop button for `fit` (see the module doc).
 
-    `refresh_s` is the least time between two refreshes, whatever the step rate, so the dashboard
-    costs about the same per second of training however fast the steps are.
+    `refresh_s` is the least time between two refreshes, whatever the step rate. On a slow machine
+    a refresh (sampling the generator, drawing the curves) can take a tenth of a second, so the
+    dashboard also waits long enough that refreshing takes at most `max_overhead` of the time.
     """
 
-    def __init__(self, refresh_s: float = 1.0, title: str = "GAN training") -> None:
+    def __init__(self, refresh_s: float = 1.0, max_overhead: float = 0.05,
+                 title: str = "GAN training") -> None:
         self.refresh_s = refresh_s
+        self.max_overhead = max_overhead
         self.title = title
         self.mode = "text"
         self.refreshes = 0
-        self._last = 0.0
+        self._next = 0.0
+        self._curves_at = -1
         self._poll = None
         self._events: AbstractContextManager | None = None
 
@@ -86,8 +90,8 @@ class Dashboard(Callback):
         import matplotlib.pyplot as plt
         from IPython.display import display
 
-        self.fig, self.axes = plt.subplots(1, 2, figsize=(7.5, 2.8), dpi=72,
-                                           layout="constrained")
+        self.fig, self.axes = plt.subplots(1, 2, figsize=(7.5, 2.8), dpi=72)
+        self.fig.subplots_adjust(left=0.07, right=0.99, bottom=0.17, top=0.9, wspace=0.2)
         plt.close(self.fig)  # drawn into PNG bytes, never shown by pyplot
         self.samples = w.Image(format="png", layout=w.Layout(width="280px", height="280px"))
         self.curves = w.Image(format="png", layout=w.Layout(width="540px"))
@@ -109,8 +113,7 @@ class Dashboard(Callback):
 
     # ------------------------------------------------------------------ updates
     def on_step_end(self, state: TrainState) -> None:
-        now = time.monotonic()
-        if now - self._last >= self.refresh_s:
+        if time.monotonic() >= self._next:
             self.refresh(state)
 
     def on_epoch_end(self, state: TrainState) -> None:
@@ -120,23 +123,27 @@ class Dashboard(Callback):
             print(self.status_text(state))
 
     def refresh(self, state: TrainState) -> None:
-        """Redraw everything now (the callbacks call this; at most every `refresh_s`)."""
-        self._last = time.monotonic()
+        """Redraw everything now (the callbacks call this, throttled as the class doc says)."""
+        start = time.monotonic()
         if self.mode != "widgets":
+            self._next = start + self.refresh_s
             return
         self.refreshes += 1
         buf = io.BytesIO()
-        grid_image(state.samples()).resize((280, 280)).save(buf, format="png")
+        grid_image(state.samples()).resize((280, 280)).save(buf, format="png", compress_level=1)
         self.samples.value = buf.getvalue()
-        if state.history.get("loss_d"):
+        if state.history.get("loss_d") and self._curves_at != state.step:
+            self._curves_at = state.step
             plot_history(state.history, axes=self.axes)
             buf = io.BytesIO()
-            self.fig.savefig(buf, format="png")
+            self.fig.savefig(buf, format="png", pil_kwargs={"compress_level": 1})
             self.curves.value = buf.getvalue()
         self.progress.value = state.step
         self.status.value = self.status_text(state)
         if self._poll is not None:
             self._poll(10)  # ipykernel < 7: let a click on Stop reach the kernel
+        cost = time.monotonic() - start
+        self._next = start + max(self.refresh_s, cost / self.max_overhead)
 
     def status_text(self, state: TrainState) -> str:
         h = state.history
