@@ -109,6 +109,8 @@ def fix(path: Path) -> None:
             setup["id"] = uuid.uuid4().hex[:8]
         cells.insert(1, setup)
     for cell in cells:
+        if nb.get("nbformat_minor", 0) >= 5 and "id" not in cell:
+            cell["id"] = uuid.uuid4().hex[:8]
         if cell["cell_type"] == "code":
             cell["outputs"], cell["execution_count"] = [], None
         if isinstance(cell.get("source"), list):
