@@ -2,7 +2,7 @@
 #   make          train a DCGAN headlessly with the training CLI (the main job)
 #   make test     unit tests, then every notebook executed by nbmake in smoke mode
 #   make lessons  execute every lesson in full mode; executed copies go to runs/executed/
-#   make bench    the benchmarks (prints figures)
+#   make bench    the loader, speed and dashboard benchmarks (print figures; minutes)
 #   make lint     ruff
 
 PYTHON ?= python3
@@ -29,6 +29,8 @@ lessons: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_loader.py
+	$(PY) benchmarks/bench_speed.py --explore
+	$(PY) benchmarks/bench_dashboard.py
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
