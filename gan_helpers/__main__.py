@@ -2,7 +2,9 @@
 
 The run folder gets a grid of samples per epoch (`grids/`), the final grid (`final.png`), the
 loss curves (`losses.png`), the history (`history.json`) and `checkpoint.pt`; `--resume`
-continues from that checkpoint exactly.
+continues from that checkpoint exactly. `--eval-every N` scores the generator every N epochs
+(`gan_helpers.evaluation`): `metrics.json`, `quality.png` and `best.pt` (the best checkpoint by
+classifier FID) join them; `--early-stop K` stops when the FID has not improved for K evaluations.
 """
 
 from __future__ import annotations
@@ -49,6 +51,15 @@ def build_parser() -> argparse.ArgumentParser:
     fast.add_argument("--threads", type=int, default=None, help="CPU threads for PyTorch")
     fast.add_argument("--sync-every", type=int, default=None,
                       help="read the losses back from the device every N steps")
+    ev = t.add_argument_group("evaluation (see the README's 'Measuring quality')")
+    ev.add_argument("--eval-every", type=int, default=0, metavar="N",
+                    help="score the generator every N epochs (classifier FID, IS, coverage); "
+                         "writes metrics.json, quality.png and best.pt")
+    ev.add_argument("--eval-samples", type=int, default=5000, metavar="N",
+                    help="generated images per evaluation (default 5000)")
+    ev.add_argument("--early-stop", type=int, default=None, metavar="K",
+                    help="stop when the FID has not improved for K evaluations "
+                         "(implies --eval-every 1 unless given)")
     return parser
 
 
@@ -68,6 +79,14 @@ def train(args: argparse.Namespace) -> int:
                          limit=args.limit, image_size=None if size == 28 else size)
     meta = {"model": args.model, "dataset": dataset, "latent_dim": args.latent_dim,
             "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed}
+    callbacks = []
+    if args.eval_every or args.early_stop:
+        from .evaluation import EvaluateEvery, Evaluator
+
+        evaluator = Evaluator(dataset=dataset, device=device)
+        callbacks.append(EvaluateEvery(evaluator, every=args.eval_every or 1,
+                                       n=args.eval_samples, patience=args.early_stop,
+                                       keep_best=True))
     print(f"Training {args.model} on {dataset} ({len(loader.images):,} images, "
           f"{len(loader)} steps per epoch) on {device} -> {out}")
     start = time.perf_counter()
@@ -75,13 +94,17 @@ def train(args: argparse.Namespace) -> int:
         history = fit(G, D, loader, epochs=args.epochs, lr=args.lr, lr_schedule=args.lr_schedule,
                       device=device, run_dir=out, seed=args.seed, resume=args.resume,
                       max_steps=args.max_steps, meta=meta, speed=speed,
-                      sync_every=args.sync_every)
+                      sync_every=args.sync_every, callbacks=callbacks)
     except NonFiniteLossError as err:
         print(f"error: {err}", file=sys.stderr)
         history = err.history  # type: ignore[attr-defined]
         _write_outputs(out, history)
+        if callbacks:
+            _write_metrics(out, history, callbacks[0], args.eval_samples)
         return 1
     _write_outputs(out, history)
+    if callbacks:
+        _write_metrics(out, history, callbacks[0], args.eval_samples)
     print(f"{history.stop_reason} after {len(history['loss_d'])} steps in "
           f"{time.perf_counter() - start:.0f} s. Final grid: {out / 'final.png'}")
     return 0
@@ -93,6 +116,26 @@ def _write_outputs(out: Path, history) -> None:
         {"stop_reason": history.stop_reason, **{k: list(v) for k, v in history.items()}}))
     if history.samples is not None:
         save_grid(history.samples, out / "final.png", scale=2)
+
+
+def _write_metrics(out: Path, history, callback, n: int) -> None:
+    """metrics.json (every evaluation, the reference values, the classifier) and quality.png."""
+    from .evaluation import save_quality_plot
+
+    evaluator, entries = callback.evaluator, history.get("eval", [])
+    references = evaluator.references(n=n)
+    (out / "metrics.json").write_text(json.dumps({
+        "dataset": evaluator.dataset, "samples": n,
+        "classifier_test_accuracy": evaluator.classifier.test_accuracy,
+        "references": {k: v.as_dict() for k, v in references.items()},
+        "best": min(entries, key=lambda e: e["fid"], default=None), "eval": entries,
+    }, indent=1))
+    if entries:
+        save_quality_plot(entries, out / "quality.png", references)
+        best = min(entries, key=lambda e: e["fid"])
+        print(f"Best classifier FID {best['fid']:.2f} at epoch {best['epoch']} "
+              f"(real images: {references['real (training split)'].fid:.2f}, noise: "
+              f"{references['noise (uniform)'].fid:.2f}) -> {out / 'best.pt'}")
 
 
 def main(argv: list[str] | None = None) -> int:

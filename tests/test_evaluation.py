@@ -1,0 +1,230 @@
+"""The evaluation module: the metrics on known inputs, the classifier's cache, the callback, and
+the time-to-quality benchmark end to end on a tiny dataset."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from gan_helpers import evaluation, models
+from gan_helpers.checkpoints import load_checkpoint
+from gan_helpers.data import make_loader
+from gan_helpers.training import fit
+
+BENCH = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_time_to_quality.py"
+TINY = {"epochs": 1, "limit": 256}  # a classifier trained in well under a second
+
+
+# ----------------------------------------------------------------------------- metrics
+
+
+def test_identical_feature_sets_give_fid_zero():
+    feats = torch.randn(2000, 32, generator=torch.Generator().manual_seed(0)) * 3 + 1
+    assert evaluation.fid_from_features(feats, feats.clone()) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_singular_covariances_are_handled():
+    # A collapsed generator: every sample the same, a covariance of rank 0.
+    a = torch.ones(100, 16)
+    b = torch.randn(500, 16, generator=torch.Generator().manual_seed(1))
+    value = evaluation.fid_from_features(a, b)
+    assert math.isfinite(value) and value > 0
+
+
+def test_two_gaussians_give_the_closed_form_value():
+    # Diagonal covariances: FID = |mu1 - mu2|^2 + sum (sqrt(s1) - sqrt(s2))^2.
+    mu1, mu2 = torch.tensor([0.0, 1.0, 2.0]), torch.tensor([1.0, 1.0, 0.0])
+    s1, s2 = torch.tensor([1.0, 4.0, 9.0]), torch.tensor([4.0, 1.0, 1.0])
+    expected = 1 + 4 + (1 + 1 + 4)
+    assert evaluation.frechet_distance(mu1, torch.diag(s1), mu2, torch.diag(s2)) == \
+        pytest.approx(expected, rel=1e-9)
+    # A general case: the same covariance rotated, so only the means differ.
+    q, _ = torch.linalg.qr(torch.randn(3, 3, dtype=torch.float64,
+                                       generator=torch.Generator().manual_seed(2)))
+    sigma = q @ torch.diag(torch.tensor([1.0, 2.0, 5.0], dtype=torch.float64)) @ q.T
+    assert evaluation.frechet_distance(mu1, sigma, mu2, sigma) == pytest.approx(5.0, rel=1e-9)
+    # And from samples: two large sets drawn from those Gaussians come close to the value.
+    gen = torch.Generator().manual_seed(3)
+    a = mu1 + torch.randn(200_000, 3, generator=gen) * s1.sqrt()
+    b = mu2 + torch.randn(200_000, 3, generator=gen) * s2.sqrt()
+    assert evaluation.fid_from_features(a, b) == pytest.approx(expected, rel=0.02)
+
+
+def test_one_class_gives_coverage_one_and_a_one_class_histogram():
+    probs = torch.full((300, 10), 0.01)
+    probs[:, 7] = 0.91
+    hist = evaluation.class_histogram(probs)
+    assert hist == [0.0] * 7 + [1.0] + [0.0] * 2
+    assert evaluation.coverage(hist) == 1
+    assert evaluation.confidence(probs) == 1.0
+    assert evaluation.inception_score(probs) == pytest.approx(1.0)
+
+
+def test_uniform_confident_classes_give_full_coverage_and_the_top_score():
+    probs = torch.eye(10).repeat(50, 1)
+    hist = evaluation.class_histogram(probs)
+    assert evaluation.coverage(hist) == 10 and hist == pytest.approx([0.1] * 10)
+    assert evaluation.inception_score(probs) == pytest.approx(10.0, rel=1e-6)
+    assert evaluation.confidence(torch.full((4, 10), 0.1)) == 0.0
+
+
+# ----------------------------------------------------------------------------- the classifier
+
+
+def test_classifier_is_trained_once_then_loaded(tiny_data, capsys, monkeypatch):
+    model = evaluation.load_classifier(**TINY, device="cpu")
+    assert "test accuracy" in capsys.readouterr().out and 0 <= model.test_accuracy <= 1
+    path = evaluation.classifier_path(**TINY)
+    assert path.exists() and path.parent == tiny_data["root"] / "classifiers"
+    assert path != evaluation.classifier_path()  # a short schedule never replaces the real one
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a current cached classifier must be loaded, not retrained")
+    monkeypatch.setattr(evaluation, "train_classifier", no_training)
+    again = evaluation.load_classifier(**TINY, device="cpu")
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, again.state_dict()[key])
+    assert "cached" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("damage", ["version", "key", "corrupt", "not a classifier"])
+def test_a_stale_or_corrupt_cached_classifier_is_retrained(tiny_data, capsys, damage):
+    evaluation.load_classifier(**TINY, device="cpu", verbose=False)
+    path = evaluation.classifier_path(**TINY)
+    saved = torch.load(path, weights_only=True)
+    if damage == "version":
+        saved["version"] = evaluation.VERSION - 1
+        torch.save(saved, path)
+    elif damage == "key":
+        saved["key"] = "mnist/v1/epochs=1/limit=256/seed=0"
+        torch.save(saved, path)
+    elif damage == "corrupt":
+        path.write_bytes(path.read_bytes()[:200])
+    else:
+        torch.save({"weights": torch.zeros(3)}, path)
+    capsys.readouterr()
+    model = evaluation.load_classifier(**TINY, device="cpu")
+    out = capsys.readouterr().out
+    assert "Retraining" in out and "test accuracy" in out
+    fresh = torch.load(path, weights_only=True)
+    assert fresh["version"] == evaluation.VERSION
+    assert fresh["key"] == evaluation.classifier_key(**TINY) == model.key
+
+
+def test_training_the_classifier_leaves_the_global_random_state_alone(tiny_data):
+    torch.manual_seed(5)
+    expected = torch.rand(3)
+    torch.manual_seed(5)
+    evaluation.train_classifier(**TINY, device="cpu", verbose=False)
+    assert torch.equal(torch.rand(3), expected)
+
+
+# ----------------------------------------------------------------------------- evaluator
+
+
+def small_gan():
+    torch.manual_seed(0)
+    return models.MLPGenerator(latent_dim=16, hidden=(32, 64)), models.MLPDiscriminator(
+        hidden=(64, 32))
+
+
+@pytest.fixture
+def evaluator(tiny_data):
+    return evaluation.Evaluator(evaluation.load_classifier(**TINY, device="cpu", verbose=False),
+                                device="cpu")
+
+
+def test_evaluator_scores_real_images_far_better_than_noise(evaluator):
+    refs = evaluator.references(n=200)
+    real, noise = refs["real (training split)"], refs["noise (uniform)"]
+    assert real.n == noise.n == 200
+    assert 0 <= real.fid < noise.fid
+    assert sum(real.histogram) == pytest.approx(1.0)
+    table = evaluator.table(refs)
+    assert "FID" in table and "noise (uniform)" in table
+
+
+def test_generator_is_scored_in_chunks_with_its_own_noise(evaluator):
+    G = models.MLPGenerator(latent_dim=8, hidden=(16,))
+    torch.manual_seed(0)
+    expected = torch.rand(2)
+    torch.manual_seed(0)
+    a = evaluator.score_generator(G, n=130, chunk=50)
+    b = evaluator.score_generator(G, n=130, chunk=130)
+    assert torch.equal(torch.rand(2), expected)  # the global random state is untouched
+    assert a.n == 130 and a.fid == pytest.approx(b.fid, rel=1e-6)
+    assert G.training  # back in training mode
+
+
+def test_callback_adds_evaluations_to_the_history_and_keeps_the_best(evaluator, tmp_path):
+    G, D = small_gan()
+    loader = make_loader(batch_size=64, device="cpu")
+    callback = evaluation.EvaluateEvery(evaluator, every=1, n=100, keep_best=True,
+                                        verbose=False)
+    history = fit(G, D, loader, epochs=2, run_dir=tmp_path / "run", callbacks=[callback],
+                  progress=False)
+    entries = history["eval"]
+    assert [e["epoch"] for e in entries] == [1, 2] and [e["step"] for e in entries] == [4, 8]
+    assert all(e["seconds"] > 0 and e["n"] == 100 and len(e["histogram"]) == 10
+               for e in entries)
+    best = load_checkpoint(tmp_path / "run" / "best.pt")
+    assert best["meta"]["fid"] == min(e["fid"] for e in entries)
+    saved = load_checkpoint(tmp_path / "run" / "checkpoint.pt")["history"]["eval"]
+    assert saved == entries  # the history, evaluations included, fits a safe checkpoint
+
+
+def test_early_stop_when_the_fid_stops_improving(evaluator, monkeypatch):
+    fids = iter([5.0, 4.0, 4.5, 4.2, 3.0])
+
+    def fake_score(G, n, **kwargs):
+        return evaluation.Scores(next(fids), 1.0, 1, 10, 0.5, [0.1] * 10, n)
+    monkeypatch.setattr(evaluator, "score_generator", fake_score)
+    G, D = small_gan()
+    callback = evaluation.EvaluateEvery(evaluator, n=10, patience=2, verbose=False)
+    history = fit(G, D, make_loader(batch_size=64, device="cpu"), epochs=5,
+                  callbacks=[callback], progress=False)
+    assert [e["fid"] for e in history["eval"]] == [5.0, 4.0, 4.5, 4.2]
+    assert history.stop_reason.startswith("early stop")
+
+
+# ----------------------------------------------------------------------------- the benchmark
+
+
+@pytest.fixture
+def bench():
+    spec = importlib.util.spec_from_file_location("bench_time_to_quality", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_benchmark_runs_end_to_end_with_a_tiny_setting(bench, tiny_data, capsys):
+    results = bench.main(["--budget", "1", "--times", "0.5,1", "--samples", "100",
+                          "--classifier-epochs", "1", "--classifier-limit", "256",
+                          "--batch-size", "64"])
+    assert set(results["models"]) == {"classic MLP (baseline)", "MLP GAN", "DCGAN"}
+    for run in results["models"].values():
+        assert [p["time"] for p in run["table"]] == [0.5, 1.0]
+        assert all(math.isfinite(p["fid"]) for p in run["table"])
+    out = capsys.readouterr().out
+    assert "classic MLP (baseline)" in out and "time to reach" in out and "noise" in out
+
+
+def test_cli_evaluates_writes_metrics_and_keeps_the_best(tiny_data, tmp_path, capsys):
+    from gan_helpers.__main__ import main
+
+    out = tmp_path / "run"
+    assert main(["train", "--model", "dcgan", "--epochs", "2", "--batch-size", "64",
+                 "--out", str(out), "--eval-every", "1", "--eval-samples", "100"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert [e["epoch"] for e in metrics["eval"]] == [1, 2]
+    assert metrics["best"]["fid"] == min(e["fid"] for e in metrics["eval"])
+    assert set(metrics["references"]) == {"real (training split)", "noise (uniform)"}
+    assert {"quality.png", "best.pt", "checkpoint.pt"} <= {p.name for p in out.iterdir()}
+    assert load_checkpoint(out / "best.pt")["meta"]["fid"] == metrics["best"]["fid"]
+    assert "Best classifier FID" in capsys.readouterr().out
