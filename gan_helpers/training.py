@@ -411,8 +411,10 @@ def fit(
 
     all_callbacks: list[Callback] = [ProgressBar()] if progress else []
     if run_dir is not None:
-        all_callbacks += [GridSaver(), Checkpointer()]
+        all_callbacks.append(GridSaver())
     all_callbacks += list(callbacks)
+    if run_dir is not None:  # last, so a checkpoint holds what the other callbacks added
+        all_callbacks.append(Checkpointer())
     sync_every = sync_every or (1 if device.type == "cpu" else 25)
 
     pending: list[torch.Tensor] = []
@@ -471,8 +473,7 @@ def fit(
             state.error, state.stop_reason = err, str(err)
         if state.stop_reason is None:
             state.stop_reason = "finished"
-        for cb in all_callbacks:
-            cb.on_fit_end(state)
+        _fit_end(all_callbacks, state)
     state.history.stop_reason = state.stop_reason
     if not isinstance(state.error, NonFiniteLossError):
         state.history.samples = state.samples()
@@ -480,6 +481,18 @@ def fit(
         state.error.history = state.history  # type: ignore[attr-defined]
         raise state.error
     return state.history
+
+
+def _fit_end(callbacks: Sequence[Callback], state: TrainState) -> None:
+    """Call every callback's `on_fit_end`, even if one fails (the checkpoint must be written)."""
+    failure: BaseException | None = None
+    for cb in callbacks:
+        try:
+            cb.on_fit_end(state)
+        except Exception as err:  # noqa: BLE001 - raised below, after the others have run
+            failure = failure or err
+    if failure is not None and state.error is None:
+        state.error = failure
 
 
 def _default_checkpoint(run_dir: Path | None) -> Path:

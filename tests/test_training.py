@@ -255,3 +255,15 @@ def test_speed_options_keep_training_correct():
         assert torch.allclose(g1[name].float(), g2[name].float(), atol=1e-4), name
     with pytest.raises(ValueError, match="bf16"):
         SpeedOptions(amp="fp8")
+
+
+def test_a_failing_callback_at_the_end_does_not_cost_the_checkpoint(tmp_path):
+    class Broken(Callback):
+        def on_fit_end(self, state):
+            raise OSError("disk full (simulated)")
+
+    G, D = small_gan()
+    with pytest.raises(OSError, match="simulated"):
+        fit(G, D, tiny_loader(), epochs=1, max_steps=3, run_dir=tmp_path, progress=False,
+            callbacks=[Broken()])
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["step"] == 3
