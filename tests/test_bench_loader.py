@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 
-BENCH = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_loader.py"
+from benchmarks import bench_loader
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_loader", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return bench_loader
 
 
 def test_benchmark_prints_and_returns_positive_figures(bench, tiny_data, capsys):
