@@ -160,13 +160,12 @@ def main(argv: list[str] | None = None) -> dict:
                 torch.set_num_threads(n_threads or threads)
                 try:
                     t0 = time.perf_counter()
-                    first = time_project(kind, loader, device, 3, speed)  # warm-up / compile
+                    time_project(kind, loader, device, 3, speed)  # warm-up (and compile)
                     warm_s = time.perf_counter() - t0
                     ips = statistics.median(time_project(kind, loader, device, args.steps, speed)
                                             for _ in range(args.repeats))
                     extra = f"  (first run incl. compile {warm_s:.0f} s)" if speed.compile else ""
                     print(f"  {kind:<6}{name:<15}{ips:>10,.0f}{extra}", flush=True)
-                    del first
                 except Exception as err:  # noqa: BLE001 - an option this machine lacks
                     ips = float("nan")
                     print(f"  {kind:<6}{name:<15}  failed: {type(err).__name__}: {err}")
