@@ -5,6 +5,11 @@ loss curves (`losses.png`), the history (`history.json`) and `checkpoint.pt`; `-
 continues from that checkpoint exactly. `--eval-every N` scores the generator every N epochs
 (`gan_helpers.evaluation`): `metrics.json`, `quality.png` and `best.pt` (the best checkpoint by
 classifier FID) join them; `--early-stop K` stops when the FID has not improved for K evaluations.
+
+`--model cdcgan` (or `cmlp`) trains a conditional GAN (lesson 06); `--loss` picks the objective and
+`--spectral-norm`, `--label-smoothing` and `--instance-noise` the stabilisers of lesson 08:
+
+    python -m gan_helpers train --model dcgan --loss wgan-gp --epochs 5
 """
 
 from __future__ import annotations
@@ -20,8 +25,9 @@ import torch
 from . import config
 from .checkpoints import CheckpointError
 from .data import DatasetCorruptError, DatasetUnavailableError, make_loader
-from .models import MODELS, build_gan
-from .training import NonFiniteLossError, SpeedOptions, fit
+from .models import CONDITIONAL, MODELS, InstanceNoise, build_gan
+from .objectives import OBJECTIVES, BCEObjective, make_objective
+from .training import AnnealNoise, NonFiniteLossError, SpeedOptions, fit
 from .viz import save_grid, save_history_plot
 
 
@@ -29,13 +35,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m gan_helpers", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train a GAN headlessly")
-    t.add_argument("--model", choices=sorted(MODELS), default="dcgan")
+    t.add_argument("--model", choices=[*MODELS, *CONDITIONAL], default="dcgan",
+                   help="cmlp and cdcgan are conditional (lesson 06)")
     t.add_argument("--epochs", type=int, default=5)
     t.add_argument("--dataset", default=None, help="mnist or fashion-mnist (default: $GAN_DATASET,"
                    " else mnist)")
     t.add_argument("--out", type=Path, default=None, help="run folder (default: runs/MODEL)")
     t.add_argument("--batch-size", type=int, default=128)
-    t.add_argument("--lr", type=float, default=2e-4)
+    t.add_argument("--lr", type=float, default=None,
+                   help="Adam's learning rate (default 2e-4; 1e-4 with --loss wgan-gp)")
+    t.add_argument("--betas", type=float, nargs=2, default=None, metavar=("B1", "B2"),
+                   help="Adam's betas (default 0.5 0.999; 0.0 0.9 with --loss wgan-gp)")
     t.add_argument("--lr-schedule", choices=["linear"], default=None,
                    help="decay the learning rates linearly to 0 over the run")
     t.add_argument("--latent-dim", type=int, default=100)
@@ -44,6 +54,19 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     t.add_argument("--limit", type=int, default=None, help="train on the first N images only")
     t.add_argument("--max-steps", type=int, default=None, help="stop after N steps in total")
+    st = t.add_argument_group("objective and stabilisers (lesson 08)")
+    st.add_argument("--loss", choices=list(OBJECTIVES), default="bce",
+                    help="bce: non-saturating (default); saturating: the minimax original; "
+                         "hinge; wgan-gp: gradient penalty 10, 5 critic steps per G step")
+    st.add_argument("--d-norm", choices=["batch", "layer", "none"], default=None,
+                    help="the DCGAN discriminator's normalisation (default: batch; layer with "
+                         "wgan-gp; none with --spectral-norm)")
+    st.add_argument("--spectral-norm", action="store_true",
+                    help="spectral normalisation on the discriminator's layers")
+    st.add_argument("--label-smoothing", type=float, default=None, metavar="LABEL",
+                    help="one-sided label smoothing: label real images LABEL (e.g. 0.9)")
+    st.add_argument("--instance-noise", type=float, default=0.0, metavar="SIGMA",
+                    help="add Gaussian noise of std SIGMA to D's inputs, annealed to 0")
     fast = t.add_argument_group("speed (see the README's 'Training speed')")
     fast.add_argument("--amp", choices=["bf16"], default=None, help="bfloat16 autocast")
     fast.add_argument("--compile", action="store_true", help="torch.compile both networks")
@@ -74,12 +97,35 @@ def train(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     speed = SpeedOptions(amp=args.amp, compile=args.compile, channels_last=args.channels_last)
-    G, D, size = build_gan(args.model, latent_dim=args.latent_dim)
+    objective = make_objective(args.loss)
+    if args.label_smoothing is not None:
+        if not isinstance(objective, BCEObjective):
+            print("error: --label-smoothing needs a BCE loss (bce or saturating)", file=sys.stderr)
+            return 2
+        objective.real_label = args.label_smoothing
+    wgan = args.loss == "wgan-gp"
+    lr = args.lr or (1e-4 if wgan else 2e-4)
+    betas = tuple(args.betas) if args.betas else ((0.0, 0.9) if wgan else (0.5, 0.999))
+    d_kwargs = {}
+    if CONDITIONAL.get(args.model, args.model) == "dcgan":
+        d_kwargs["norm"] = args.d_norm or ("none" if args.spectral_norm else
+                                           "layer" if wgan else "batch")
+    elif args.d_norm:
+        print(f"error: --d-norm applies to the DCGAN only, not {args.model}", file=sys.stderr)
+        return 2
+    G, D, size = build_gan(args.model, latent_dim=args.latent_dim, d_kwargs=d_kwargs,
+                           spectral_norm=args.spectral_norm)
+    callbacks = []
+    if args.instance_noise:
+        D = InstanceNoise(D, args.instance_noise)
+        callbacks.append(AnnealNoise(D))
     loader = make_loader(dataset, batch_size=args.batch_size, device=device, seed=args.seed,
                          limit=args.limit, image_size=None if size == 28 else size)
     meta = {"model": args.model, "dataset": dataset, "latent_dim": args.latent_dim,
-            "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed}
-    callbacks = []
+            "batch_size": args.batch_size, "lr": lr, "betas": betas, "seed": args.seed,
+            "objective": repr(objective), "d_kwargs": d_kwargs,
+            "spectral_norm": args.spectral_norm, "instance_noise": args.instance_noise}
+    n_setup = len(callbacks)
     if args.eval_every or args.early_stop:
         from .evaluation import EvaluateEvery, Evaluator
 
@@ -91,7 +137,8 @@ def train(args: argparse.Namespace) -> int:
           f"{len(loader)} steps per epoch) on {device} -> {out}")
     start = time.perf_counter()
     try:
-        history = fit(G, D, loader, epochs=args.epochs, lr=args.lr, lr_schedule=args.lr_schedule,
+        history = fit(G, D, loader, epochs=args.epochs, objective=objective, lr=lr, betas=betas,
+                      lr_schedule=args.lr_schedule,
                       device=device, run_dir=out, seed=args.seed, resume=args.resume,
                       max_steps=args.max_steps, meta=meta, speed=speed,
                       sync_every=args.sync_every, callbacks=callbacks)
@@ -99,12 +146,12 @@ def train(args: argparse.Namespace) -> int:
         print(f"error: {err}", file=sys.stderr)
         history = err.history  # type: ignore[attr-defined]
         _write_outputs(out, history)
-        if callbacks:
-            _write_metrics(out, history, callbacks[0], args.eval_samples)
+        if len(callbacks) > n_setup:
+            _write_metrics(out, history, callbacks[n_setup], args.eval_samples)
         return 1
     _write_outputs(out, history)
-    if callbacks:
-        _write_metrics(out, history, callbacks[0], args.eval_samples)
+    if len(callbacks) > n_setup:
+        _write_metrics(out, history, callbacks[n_setup], args.eval_samples)
     print(f"{history.stop_reason} after {len(history['loss_d'])} steps in "
           f"{time.perf_counter() - start:.0f} s. Final grid: {out / 'final.png'}")
     return 0

@@ -384,15 +384,19 @@ class Evaluator:
         return self.score_outputs(*self.outputs(images))
 
     @torch.no_grad()
-    def score_generator(self, G: nn.Module, n: int = N_SAMPLES, seed: int = 0,
-                        chunk: int = 500) -> Scores:
-        """`Scores` of `n` images from `G`, generated `chunk` at a time (memory stays flat).
+    def generator_outputs(self, G: nn.Module, n: int = N_SAMPLES, seed: int = 0,
+                          chunk: int = 500) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Features, class probabilities and the requested labels of `n` images from `G`.
 
-        `G` runs in eval mode; the noise comes from its own seeded generator, so every call sees
-        the same noise and the global random state is untouched.
+        `G` runs in eval mode, `chunk` images at a time (memory stays flat); the noise comes from
+        its own seeded generator, so every call sees the same noise and the global random state
+        is untouched. A conditional `G` (with `num_classes`) is asked for every class in turn;
+        for others the labels are -1.
         """
         gen = torch.Generator().manual_seed(seed)
         latent_dim = getattr(G, "latent_dim", 100)
+        num_classes = getattr(G, "num_classes", None)
+        labels = torch.arange(n) % num_classes if num_classes else torch.full((n,), -1)
         device = next(G.parameters()).device
         was_training = G.training
         G.eval()
@@ -400,12 +404,30 @@ class Evaluator:
         try:
             for i in range(0, n, chunk):
                 z = torch.randn(min(chunk, n - i), latent_dim, generator=gen).to(device)
-                f, p = self.outputs(G(z).clamp(-1, 1))
+                cond = (labels[i:i + len(z)].to(device),) if num_classes else ()
+                f, p = self.outputs(G(z, *cond).clamp(-1, 1))
                 feats.append(f)
                 probs.append(p)
         finally:
             G.train(was_training)
-        return self.score_outputs(torch.cat(feats), torch.cat(probs))
+        return torch.cat(feats), torch.cat(probs), labels
+
+    def score_generator(self, G: nn.Module, n: int = N_SAMPLES, seed: int = 0,
+                        chunk: int = 500) -> Scores:
+        """`Scores` of `n` images from `G` (a conditional `G` is asked for all classes equally)."""
+        features, probs, _ = self.generator_outputs(G, n, seed, chunk)
+        return self.score_outputs(features, probs)
+
+    def conditional_accuracy(self, G: nn.Module, n: int = N_SAMPLES,
+                             seed: int = 0) -> tuple[float, list[float]]:
+        """How often the classifier sees the class a conditional `G` was asked for: overall, and
+        per class. `n` images, the classes in turn."""
+        if not getattr(G, "num_classes", None):
+            raise ValueError("conditional_accuracy needs a conditional generator (G(z, labels)).")
+        _, probs, labels = self.generator_outputs(G, n, seed)
+        hits = (probs.argmax(1) == labels).double()
+        per_class = [hits[labels == c].mean().item() for c in range(G.num_classes)]
+        return hits.mean().item(), per_class
 
     def references(self, n: int = N_SAMPLES, seed: int = 0) -> dict[str, Scores]:
         """The scale for any result, at the same sample size `n`:

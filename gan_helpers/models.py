@@ -1,9 +1,11 @@
-"""Generators and discriminators: the MLP GAN, the 28x28 DCGAN, the 64x64 DCGAN, `weights_init`.
+"""Generators and discriminators: the MLP GAN, the 28x28 DCGAN, the 64x64 DCGAN, `weights_init`,
+their conditional variants (lesson 06), spectral normalisation and instance noise (lesson 08).
 
 Every generator maps noise `(N, latent_dim)` to images `(N, 1, H, W)` in [-1, 1] (tanh).
 Every discriminator maps images to one *logit* per image `(N,)`: the probability is its sigmoid,
 and the loss is `BCEWithLogitsLoss`, which computes sigmoid and BCE together, stably.
-The lessons show these classes cell by cell; `tests/test_lessons_source.py` keeps the two equal.
+Conditional networks take the class labels `(N,)` as a second argument: `G(z, y)`, `D(x, y)`.
+The lessons show these classes cell by cell; `tests/test_lesson_sources.py` keeps the two equal.
 """
 
 from __future__ import annotations
@@ -78,16 +80,31 @@ class DCGANGenerator(nn.Module):
         return self.net(z.view(z.shape[0], -1, 1, 1))
 
 
+def norm_layer(norm: str, channels: int) -> nn.Module:
+    """The discriminator's normalisation: `"batch"` (DCGAN), `"layer"` or `"none"`.
+
+    WGAN-GP's penalty is computed per image, which BatchNorm breaks by mixing the images of a
+    batch: its critic uses layer normalisation or none. Spectral normalisation needs none.
+    """
+    if norm == "batch":
+        return nn.BatchNorm2d(channels)
+    if norm == "layer":
+        return nn.GroupNorm(1, channels)  # one group: normalise over (C, H, W) of each image
+    if norm == "none":
+        return nn.Identity()
+    raise ValueError(f"Unknown norm {norm!r}: use 'batch', 'layer' or 'none'.")
+
+
 class DCGANDiscriminator(nn.Module):
     """DCGAN discriminator for 28x28: strided convolutions 28 -> 14 -> 7, then one logit."""
 
-    def __init__(self, width: int = 64, channels: int = 1):
+    def __init__(self, width: int = 64, channels: int = 1, norm: str = "batch"):
         super().__init__()
         self.net = nn.Sequential(
             nn.Conv2d(channels, width, 4, 2, 1, bias=False),  # -> (N, w, 14, 14)
             nn.LeakyReLU(0.2, inplace=True),
             nn.Conv2d(width, width * 2, 4, 2, 1, bias=False),  # -> (N, 2w, 7, 7)
-            nn.BatchNorm2d(width * 2),
+            norm_layer(norm, width * 2),
             nn.LeakyReLU(0.2, inplace=True),
             nn.Conv2d(width * 2, 1, 7, 1, 0, bias=False),  # -> (N, 1, 1, 1)
         )
@@ -162,6 +179,79 @@ def weights_init(m: nn.Module) -> None:
         nn.init.constant_(m.bias.data, 0)
 
 
+class ConditionalGenerator(nn.Module):
+    """`G(z, y)`: the label's learned embedding is joined to the noise, and the pair goes through
+    an unconditional generator of kind `kind` (`"mlp"` or `"dcgan"`) with a wider input."""
+
+    def __init__(self, kind: str = "dcgan", latent_dim: int = 100, num_classes: int = 10,
+                 embed_dim: int | None = None, **kwargs):
+        super().__init__()
+        self.latent_dim, self.num_classes = latent_dim, num_classes
+        embed_dim = embed_dim or num_classes
+        self.embed = nn.Embedding(num_classes, embed_dim)
+        self.net = MODELS[kind][0](latent_dim=latent_dim + embed_dim, **kwargs)
+
+    def forward(self, z: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat([z, self.embed(labels)], dim=1))
+
+
+class ProjectionDiscriminator(nn.Module):
+    """`D(x, y)` by projection (Miyato & Koyama, 2018): `head(phi(x)) + <embed(y), phi(x)>`.
+
+    `phi` is an unconditional discriminator of kind `kind` without its last layer, `head` that
+    layer. The first term asks "is this a real image?", the second "...of class y?".
+    """
+
+    def __init__(self, kind: str = "dcgan", num_classes: int = 10, **kwargs):
+        super().__init__()
+        self.num_classes = num_classes
+        _, d_cls, size = MODELS[kind]
+        base = d_cls(**kwargs)
+        self.features, self.head = base.net[:-1], base.net[-1]
+        shape = kwargs.get("image_shape") or (kwargs.get("channels", 1), size, size)
+        with torch.no_grad():
+            self.features.eval()
+            n_features = self.features(torch.zeros(1, *shape)).numel()
+            self.features.train()
+        self.embed = nn.Embedding(num_classes, n_features)
+        nn.init.normal_(self.embed.weight, 0.0, 0.02)
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        h = self.features(x)
+        projection = (self.embed(labels) * h.flatten(1)).sum(dim=1)
+        return self.head(h).view(-1) + projection
+
+
+def add_spectral_norm(module: nn.Module) -> nn.Module:
+    """Spectral normalisation (Miyato et al., 2018) on every convolution and linear layer of
+    `module`, in place: each weight is divided by its largest singular value (estimated by one
+    step of power iteration per training forward pass), so no layer stretches its input by more
+    than 1 and the discriminator cannot become arbitrarily steep."""
+    layers = [m for m in module.modules()
+              if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear))]
+    for layer in layers:
+        nn.utils.parametrizations.spectral_norm(layer)
+    return module
+
+
+class InstanceNoise(nn.Module):
+    """Wraps a discriminator so that, while training, it sees every input (real and generated)
+    with Gaussian noise of standard deviation `sigma` added (Sonderby et al., 2016).
+
+    Noise makes the two distributions overlap, so D cannot separate them perfectly and G keeps
+    a gradient. `training.AnnealNoise` lowers `sigma` to 0 over the run.
+    """
+
+    def __init__(self, D: nn.Module, sigma: float = 0.1):
+        super().__init__()
+        self.D, self.sigma, self.start_sigma = D, sigma, sigma
+
+    def forward(self, x: torch.Tensor, *cond: torch.Tensor) -> torch.Tensor:
+        if self.training and self.sigma > 0:
+            x = x + self.sigma * torch.randn_like(x)
+        return self.D(x, *cond)
+
+
 MODELS = {
     "mlp": (MLPGenerator, MLPDiscriminator, 28),
     "dcgan": (DCGANGenerator, DCGANDiscriminator, 28),
@@ -169,19 +259,33 @@ MODELS = {
 }
 """Model families by name: `(generator class, discriminator class, image size)`."""
 
+CONDITIONAL = {"cmlp": "mlp", "cdcgan": "dcgan"}
+"""Conditional model families by name, and the unconditional family each one extends."""
+
 
 def build_gan(kind: str, latent_dim: int = 100, g_kwargs: dict | None = None,
-              d_kwargs: dict | None = None) -> tuple[nn.Module, nn.Module, int]:
-    """Build `(generator, discriminator, image_size)` by name: `mlp`, `dcgan` or `dcgan64`.
+              d_kwargs: dict | None = None, *, num_classes: int = 10,
+              spectral_norm: bool = False) -> tuple[nn.Module, nn.Module, int]:
+    """Build `(generator, discriminator, image_size)` by name: `mlp`, `dcgan`, `dcgan64`, or
+    the conditional `cmlp` and `cdcgan` (label embedding in G, projection D, `num_classes`).
 
-    The DCGANs get `weights_init`. `g_kwargs` and `d_kwargs` go to the two constructors.
+    The DCGANs get `weights_init`. `g_kwargs` and `d_kwargs` go to the two constructors;
+    `spectral_norm=True` adds spectral normalisation to the discriminator (after the init).
     """
-    if kind not in MODELS:
-        raise ValueError(f"Unknown model {kind!r}: choose one of {', '.join(MODELS)}.")
-    g_cls, d_cls, size = MODELS[kind]
-    G = g_cls(latent_dim=latent_dim, **(g_kwargs or {}))
-    D = d_cls(**(d_kwargs or {}))
-    if kind.startswith("dcgan"):
+    base = CONDITIONAL.get(kind, kind)
+    if base not in MODELS:
+        raise ValueError(f"Unknown model {kind!r}: choose one of "
+                         f"{', '.join([*MODELS, *CONDITIONAL])}.")
+    g_cls, d_cls, size = MODELS[base]
+    if kind in CONDITIONAL:
+        G = ConditionalGenerator(base, latent_dim, num_classes, **(g_kwargs or {}))
+        D = ProjectionDiscriminator(base, num_classes, **(d_kwargs or {}))
+    else:
+        G = g_cls(latent_dim=latent_dim, **(g_kwargs or {}))
+        D = d_cls(**(d_kwargs or {}))
+    if base.startswith("dcgan"):
         G.apply(weights_init)
         D.apply(weights_init)
+    if spectral_norm:
+        add_spectral_norm(D)
     return G, D, size

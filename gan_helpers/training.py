@@ -38,8 +38,9 @@ from .config import seed_everything
 from .objectives import BCEObjective
 from .viz import save_grid
 
-STATS = ("loss_d", "loss_g", "d_real", "d_fake")
-"""What one step reports, in order: both losses, and the mean D(x) and D(G(z)) as probabilities."""
+STATS = ("loss_d", "loss_g", "d_real", "d_fake", "grad_d", "grad_g")
+"""What one step reports, in order: both losses, the mean D(x) and D(G(z)) as probabilities, and
+the norm of each network's gradient (NaN for G on steps that update D only)."""
 
 CHECKPOINT_FORMAT = "gan-helpers-checkpoint/1"
 
@@ -48,37 +49,58 @@ class NonFiniteLossError(FloatingPointError):
     """A loss became NaN or infinite: training stopped rather than produce black grids."""
 
 
+def grad_norm(module: nn.Module) -> torch.Tensor:
+    """The L2 norm of all of `module`'s gradients together (what gradient clipping measures)."""
+    return torch.nn.utils.get_total_norm([p.grad for p in module.parameters()
+                                          if p.grad is not None])
+
+
 def train_step(G: nn.Module, D: nn.Module, opt_g: torch.optim.Optimizer,
                opt_d: torch.optim.Optimizer, real: torch.Tensor, z: torch.Tensor,
-               objective: BCEObjective) -> torch.Tensor:
-    """One adversarial step: update D once, then G once. Returns the step's `STATS` as a tensor."""
-    fake = G(z)  # one batch of fakes serves both updates
+               objective: BCEObjective, labels: torch.Tensor | None = None,
+               update_g: bool = True) -> torch.Tensor:
+    """One adversarial step: update D once, then G once. Returns the step's `STATS` as a tensor.
+
+    A conditional GAN (lesson 06) passes the images' `labels` to both networks. With
+    `update_g=False` only D learns (WGAN-GP trains its critic several times per G update).
+    """
+    cond = () if labels is None else (labels,)
+    fake = G(z, *cond)  # one batch of fakes serves both updates
 
     # 1. Discriminator: real images are labelled 1, generated ones 0. `detach()` stops this
-    #    loss from reaching back into the generator.
+    #    loss from reaching back into the generator. The penalty is 0 except for WGAN-GP.
     opt_d.zero_grad(set_to_none=True)
-    real_logits = D(real)
-    fake_logits = D(fake.detach())
+    real_logits = D(real, *cond)
+    fake_logits = D(fake.detach(), *cond)
     loss_d = objective.d_loss(real_logits, fake_logits)
+    loss_d = loss_d + objective.penalty(D, real, fake.detach(), *cond)
     loss_d.backward()
+    grad_d = grad_norm(D)
     opt_d.step()
 
     # 2. Generator: make the (just updated) discriminator call the same fakes real.
     #    D is frozen for this pass: only G's weights need gradients.
-    opt_g.zero_grad(set_to_none=True)
-    D.requires_grad_(False)
-    try:
-        loss_g = objective.g_loss(D(fake))
-        loss_g.backward()
-    finally:
-        D.requires_grad_(True)
-    opt_g.step()
+    if update_g:
+        opt_g.zero_grad(set_to_none=True)
+        D.requires_grad_(False)
+        try:
+            loss_g = objective.g_loss(D(fake, *cond))
+            loss_g.backward()
+        finally:
+            D.requires_grad_(True)
+        grad_g = grad_norm(G)
+        opt_g.step()
+    else:  # report the loss G would have had; no gradient was computed
+        loss_g = objective.g_loss(fake_logits.detach())
+        grad_g = torch.full_like(grad_d, float("nan"))
 
     return torch.stack([
         loss_d.detach(),
         loss_g.detach(),
         torch.sigmoid(real_logits.detach()).mean(),
         torch.sigmoid(fake_logits.detach()).mean(),
+        grad_d,
+        grad_g,
     ])
 
 
@@ -151,6 +173,8 @@ class TrainState:
     total_steps: int
     steps_per_epoch: int
     run_dir: Path | None = None
+    fixed_labels: torch.Tensor | None = None
+    """A conditional GAN's labels for the fixed noise: one class per row of 8 in the grids."""
     schedulers: list = field(default_factory=list)
     history: History = field(default_factory=History)
     step: int = 0
@@ -181,8 +205,9 @@ class TrainState:
         """The generator's images for the fixed noise batch (in eval mode), on the CPU."""
         was_training = self.G.training
         self.G.eval()
+        cond = () if self.fixed_labels is None else (self.fixed_labels,)
         try:
-            return self.G(self.fixed_noise).cpu()
+            return self.G(self.fixed_noise, *cond).cpu()
         finally:
             self.G.train(was_training)
 
@@ -200,6 +225,7 @@ class TrainState:
             "total_steps": self.total_steps,
             "history": {k: list(v) for k, v in self.history.items()},
             "fixed_noise": self.fixed_noise.cpu(),
+            "fixed_labels": None if self.fixed_labels is None else self.fixed_labels.cpu(),
             "rng": rng_state(),
             "meta": dict(self.meta),
         }
@@ -283,6 +309,20 @@ class Checkpointer(Callback):
             self._save(state)
 
 
+class AnnealNoise(Callback):
+    """Lowers an `InstanceNoise` discriminator's `sigma` linearly from its start to 0 over the
+    run (it depends on the step only, so a resumed run continues the same schedule)."""
+
+    def __init__(self, noisy_d: nn.Module) -> None:
+        self.noisy_d = noisy_d
+
+    def _set(self, state: TrainState) -> None:
+        fraction = min(1.0, state.step / max(1, state.total_steps))
+        self.noisy_d.sigma = self.noisy_d.start_sigma * (1.0 - fraction)
+
+    on_fit_start = on_step_end = _set
+
+
 class _DeferInterrupt:
     """While active, Ctrl-C (or Jupyter's interrupt) asks `state` to stop after the current step,
     so no step is left half done. A second Ctrl-C interrupts at once."""
@@ -352,7 +392,7 @@ def fit(
     max_steps: int | None = None,
     resume: bool | str | os.PathLike[str] = False,
     step_fn: Callable[..., torch.Tensor] = train_step,
-    n_fixed: int = 64,
+    n_fixed: int | None = None,
     sync_every: int | None = None,
     meta: dict[str, Any] | None = None,
     speed: SpeedOptions | None = None,
@@ -362,7 +402,10 @@ def fit(
     - `loader` yields `(images, labels)` with images in [-1, 1]: a `TensorLoader` (fast, exact
       resume) or any `DataLoader`.
     - `objective` defaults to the non-saturating BCE loss; Adam(`lr`, `betas`) unless optimizers
-      are given; `lr_schedule="linear"` decays both learning rates to 0 over the run.
+      are given; `lr_schedule="linear"` decays both learning rates to 0 over the run. With an
+      objective's `n_critic` > 1, G learns on every `n_critic`-th step only.
+    - A conditional `G` (one with `num_classes`) gets the loader's labels, as does `D`.
+    - `n_fixed`: how many samples the grids show (default 64, or 8 per class).
     - `run_dir`: where grids and `checkpoint.pt` go (nothing is written without one).
       `resume=True` continues from `run_dir/checkpoint.pt` (or from the path given) exactly.
     - `max_steps` caps the number of steps (in total); `callbacks` are added to the defaults.
@@ -397,10 +440,17 @@ def fit(
     if seed is not None:
         seed_everything(seed)
     latent_dim = getattr(G, "latent_dim", 100)
+    num_classes = getattr(G, "num_classes", None)  # a conditional GAN
+    n_critic = getattr(objective, "n_critic", 1)
+    n_fixed = n_fixed or (8 * num_classes if num_classes else 64)
     fixed_noise = torch.randn(n_fixed, latent_dim, generator=torch.Generator().manual_seed(
         1234 if seed is None else seed + 1234)).to(device)
+    fixed_labels = None
+    if num_classes:
+        fixed_labels = ((torch.arange(n_fixed) // 8) % num_classes).to(device)
     state = TrainState(G, D, opt_g, opt_d, objective, loader, device, fixed_noise, total,
-                       steps_per_epoch, run_dir=run_dir, schedulers=schedulers, meta=meta or {})
+                       steps_per_epoch, run_dir=run_dir, schedulers=schedulers, meta=meta or {},
+                       fixed_labels=fixed_labels)
     state.history.update({k: [] for k in STATS})
     state.history.run_dir = run_dir
 
@@ -438,11 +488,17 @@ def fit(
                 state.epoch = state.step // steps_per_epoch
                 start = state.step - state.epoch * steps_per_epoch
                 tick, ticked = time.perf_counter(), 0
-                for real, _ in _batches(loader, state.epoch, start):
+                for real, labels in _batches(loader, state.epoch, start):
                     real = speed.batch(real.to(device, non_blocking=True))
                     z = torch.randn(real.shape[0], latent_dim, device=device)
+                    extra: dict[str, Any] = {}
+                    if num_classes:
+                        extra["labels"] = labels.to(device, non_blocking=True)
+                    if n_critic > 1:
+                        extra["update_g"] = (state.step + 1) % n_critic == 0
                     with speed.autocast(device):
-                        pending.append(step_fn(step_G, step_D, opt_g, opt_d, real, z, objective))
+                        pending.append(step_fn(step_G, step_D, opt_g, opt_d, real, z, objective,
+                                               **extra))
                     for s in schedulers:
                         s.step()
                     state.step += 1
@@ -518,5 +574,7 @@ def _restore(state: TrainState, path: Path) -> None:
     state.step, state.epoch = ckpt["step"], ckpt["epoch"]
     state.history.update({k: list(v) for k, v in ckpt["history"].items()})
     state.fixed_noise = ckpt["fixed_noise"].to(state.device)
+    if ckpt.get("fixed_labels") is not None:
+        state.fixed_labels = ckpt["fixed_labels"].to(state.device)
     set_rng_state(ckpt["rng"])
     state.meta = {**ckpt.get("meta", {}), **state.meta}

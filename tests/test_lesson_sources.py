@@ -19,8 +19,9 @@ MARK = re.compile(r"# From gan_helpers/(\w+)\.py")
 
 # What each lesson must show (so a lesson cannot quietly stop showing it).
 REQUIRED = {
-    "02_mlp_gan.ipynb": {"MLPGenerator", "MLPDiscriminator", "BCEObjective", "train_step"},
-    "03_dcgan.ipynb": {"DCGANGenerator", "DCGANDiscriminator", "weights_init"},
+    "02_mlp_gan.ipynb": {"MLPGenerator", "MLPDiscriminator", "Objective", "BCEObjective",
+                         "grad_norm", "train_step"},
+    "03_dcgan.ipynb": {"DCGANGenerator", "DCGANDiscriminator", "norm_layer", "weights_init"},
 }
 
 

@@ -234,7 +234,7 @@ def test_optimised_step_matches_the_plain_classic_step(kind):
                   for real, _ in tiny_loader().batches(0)]
         results.append((torch.stack(losses), G.state_dict(), D.state_dict()))
     (la, ga, da), (lb, gb, db) = results
-    assert torch.allclose(la, lb, atol=1e-6)
+    assert torch.allclose(la[:, :4], lb, atol=1e-6)  # the plain step has no gradient norms
     for a, b in ((ga, gb), (da, db)):
         for name in a:
             if "running" not in name and "num_batches" not in name:  # G ran twice: BN stats

@@ -10,11 +10,17 @@ The repository's address lives in pyproject.toml ([project.urls] Repository) and
 
     python tools/notebooks.py --check   # exit 1 and list what is off
     python tools/notebooks.py --fix     # rewrite badges and set-up cells, strip outputs
+    python tools/notebooks.py --sync    # copy edited package code into the cells that show it
+
+Cells that start with `# From gan_helpers/<module>.py` show package code; `--sync` replaces each
+class and function they define with the package's current definition (a new name a definition
+now needs must be added to the cell by hand; tests/test_lesson_sources.py says which).
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import re
 import sys
@@ -119,15 +125,50 @@ def fix(path: Path) -> None:
     path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
 
 
+SHOWN_RE = re.compile(r"# From gan_helpers/(\w+)\.py")
+
+
+def definitions(code: str) -> dict[str, str]:
+    """The top-level classes and functions of `code`, by name, as source text."""
+    tree = ast.parse(code)
+    return {node.name: ast.get_source_segment(code, node) for node in tree.body
+            if isinstance(node, (ast.ClassDef, ast.FunctionDef))}
+
+
+def sync(path: Path) -> bool:
+    """Replace the package code shown in `path` with the package's current code; True if changed."""
+    nb = json.loads(path.read_text())
+    changed = False
+    for cell in nb["cells"]:
+        src = source(cell)
+        match = SHOWN_RE.match(src)
+        if cell["cell_type"] != "code" or not match:
+            continue
+        package = definitions((ROOT / "gan_helpers" / f"{match.group(1)}.py").read_text())
+        new = src
+        for name, code in definitions(src).items():
+            if name in package and code != package[name]:
+                new = new.replace(code, package[name])
+        if new != src:
+            cell["source"], changed = new, True
+    if changed:
+        path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+    return changed
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--fix", action="store_true", help="rewrite instead of only checking")
     parser.add_argument("--check", action="store_true", help="check (the default)")
+    parser.add_argument("--sync", action="store_true",
+                        help="copy the package's code into the lesson cells that show it")
     parser.add_argument("paths", nargs="*", type=Path)
     args = parser.parse_args(argv)
     paths = args.paths or sorted(NOTEBOOKS.glob("*.ipynb"))
     bad = 0
     for path in paths:
+        if args.sync and sync(path):
+            print(f"{path.name}: shown package code updated")
         if args.fix:
             fix(path)
         for line in problems(path):
