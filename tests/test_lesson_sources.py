@@ -22,6 +22,7 @@ REQUIRED = {
     "02_mlp_gan.ipynb": {"MLPGenerator", "MLPDiscriminator", "Objective", "BCEObjective",
                          "grad_norm", "train_step"},
     "03_dcgan.ipynb": {"DCGANGenerator", "DCGANDiscriminator", "norm_layer", "weights_init"},
+    "06_conditional_gan.ipynb": {"ConditionalGenerator", "ProjectionDiscriminator"},
 }
 
 

@@ -1,0 +1,69 @@
+"""Sampling a conditional generator: per-class samples, the class grid and the class picker."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from gan_helpers import conditional, models  # noqa: E402
+
+CLASSES = [f"class {i}" for i in range(10)]
+
+
+def small_conditional_g():
+    torch.manual_seed(0)
+    return models.ConditionalGenerator("mlp", latent_dim=8, num_classes=10, hidden=(16,))
+
+
+def test_class_samples_share_the_noise_across_classes_and_keep_train_mode():
+    G = small_conditional_g().train()
+    images = conditional.class_samples(G, per_class=3, classes=[2, 5], seed=1)
+    assert images.shape == (6, 1, 28, 28)
+    assert G.training
+    # Same seed, same images; the label changes them.
+    again = conditional.class_samples(G, per_class=3, classes=[2, 5], seed=1)
+    assert torch.equal(images, again)
+    assert not torch.allclose(images[:3], images[3:])
+    # Each column has the same z: with the label embedding zeroed, rows become equal.
+    with torch.no_grad():
+        G.embed.weight.zero_()
+    flat = conditional.class_samples(G, per_class=3, classes=[2, 5], seed=1)
+    assert torch.allclose(flat[:3], flat[3:], atol=1e-6)
+
+
+def test_class_samples_reject_unconditional_generators_and_unknown_classes():
+    with pytest.raises(ValueError, match="conditional generator"):
+        conditional.class_samples(models.MLPGenerator())
+    with pytest.raises(ValueError, match=r"Classes \[10\] do not exist"):
+        conditional.class_samples(small_conditional_g(), classes=[10])
+
+
+def test_class_grid_labels_every_row():
+    ax = conditional.show_class_grid(small_conditional_g(), CLASSES, per_class=4)
+    assert [t.get_text() for t in ax.get_yticklabels()] == CLASSES
+
+
+def test_class_picker_redraws_on_click_and_on_a_new_class(monkeypatch):
+    monkeypatch.setattr(conditional, "_kernel_shell", lambda: object())
+    monkeypatch.setattr("IPython.display.display", lambda *a, **k: None)
+    picker = conditional.ClassPicker(small_conditional_g(), CLASSES, n=4)
+    picker.show()
+    first = bytes(picker.image.value)
+    assert first.startswith(b"\x89PNG")
+    picker.button.click()  # new noise
+    second = bytes(picker.image.value)
+    assert second != first
+    picker.dropdown.value = 3  # another class
+    assert bytes(picker.image.value) != second
+    assert picker.draws == 3
+
+
+def test_class_picker_falls_back_to_a_static_grid(monkeypatch):
+    shown = []
+    monkeypatch.setattr(conditional.plt, "show", lambda: shown.append(1))
+    assert conditional.ClassPicker(small_conditional_g(), CLASSES).show() is None
+    assert shown == [1]
