@@ -25,9 +25,10 @@ import torch
 from . import config
 from .checkpoints import CheckpointError
 from .data import DatasetCorruptError, DatasetUnavailableError, make_loader
-from .models import CONDITIONAL, MODELS, InstanceNoise, build_gan
-from .objectives import OBJECTIVES, BCEObjective, make_objective
-from .training import AnnealNoise, NonFiniteLossError, SpeedOptions, fit
+from .models import CONDITIONAL, MODELS
+from .objectives import OBJECTIVES
+from .recipes import Recipe
+from .training import NonFiniteLossError, SpeedOptions, fit
 from .viz import save_grid, save_history_plot
 
 
@@ -97,34 +98,18 @@ def train(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     speed = SpeedOptions(amp=args.amp, compile=args.compile, channels_last=args.channels_last)
-    objective = make_objective(args.loss)
-    if args.label_smoothing is not None:
-        if not isinstance(objective, BCEObjective):
-            print("error: --label-smoothing needs a BCE loss (bce or saturating)", file=sys.stderr)
-            return 2
-        objective.real_label = args.label_smoothing
-    wgan = args.loss == "wgan-gp"
-    lr = args.lr or (1e-4 if wgan else 2e-4)
-    betas = tuple(args.betas) if args.betas else ((0.0, 0.9) if wgan else (0.5, 0.999))
-    d_kwargs = {}
-    if CONDITIONAL.get(args.model, args.model) == "dcgan":
-        d_kwargs["norm"] = args.d_norm or ("none" if args.spectral_norm else
-                                           "layer" if wgan else "batch")
-    elif args.d_norm:
-        print(f"error: --d-norm applies to the DCGAN only, not {args.model}", file=sys.stderr)
-        return 2
-    G, D, size = build_gan(args.model, latent_dim=args.latent_dim, d_kwargs=d_kwargs,
-                           spectral_norm=args.spectral_norm)
-    callbacks = []
-    if args.instance_noise:
-        D = InstanceNoise(D, args.instance_noise)
-        callbacks.append(AnnealNoise(D))
+    recipe = Recipe(model=args.model, loss=args.loss, lr_g=args.lr, lr_d=args.lr,
+                    betas=tuple(args.betas) if args.betas else None, d_norm=args.d_norm,
+                    spectral_norm=args.spectral_norm, label_smoothing=args.label_smoothing,
+                    instance_noise=args.instance_noise, latent_dim=args.latent_dim)
+    config.seed_everything(args.seed)  # the networks' initial weights too
+    parts = recipe.build(device)
+    size = MODELS[recipe.base_model][2]
+    callbacks = list(parts.callbacks)
     loader = make_loader(dataset, batch_size=args.batch_size, device=device, seed=args.seed,
                          limit=args.limit, image_size=None if size == 28 else size)
-    meta = {"model": args.model, "dataset": dataset, "latent_dim": args.latent_dim,
-            "batch_size": args.batch_size, "lr": lr, "betas": betas, "seed": args.seed,
-            "objective": repr(objective), "d_kwargs": d_kwargs,
-            "spectral_norm": args.spectral_norm, "instance_noise": args.instance_noise}
+    meta = {**recipe.settings(), "dataset": dataset, "batch_size": args.batch_size,
+            "seed": args.seed}
     n_setup = len(callbacks)
     if args.eval_every or args.early_stop:
         from .evaluation import EvaluateEvery, Evaluator
@@ -137,8 +122,8 @@ def train(args: argparse.Namespace) -> int:
           f"{len(loader)} steps per epoch) on {device} -> {out}")
     start = time.perf_counter()
     try:
-        history = fit(G, D, loader, epochs=args.epochs, objective=objective, lr=lr, betas=betas,
-                      lr_schedule=args.lr_schedule,
+        history = fit(parts.G, parts.D, loader, epochs=args.epochs, objective=parts.objective,
+                      opt_g=parts.opt_g, opt_d=parts.opt_d, lr_schedule=args.lr_schedule,
                       device=device, run_dir=out, seed=args.seed, resume=args.resume,
                       max_steps=args.max_steps, meta=meta, speed=speed,
                       sync_every=args.sync_every, callbacks=callbacks)

@@ -461,20 +461,22 @@ class EvaluateEvery(Callback):
     `history["eval"]`, one dict per evaluation (`Scores.as_dict()` plus `epoch`, `step` and
     `seconds`, the training time so far without the time spent evaluating).
 
+    - `every_steps=N`: score every N steps instead (to see what happens within an epoch);
     - `patience=K`: stop early when the FID has not improved for K evaluations in a row;
     - `keep_best=True`: with a run folder, save the best checkpoint by FID as `best.pt`.
     """
 
     def __init__(self, evaluator: Evaluator | None = None, every: int = 1, n: int = N_SAMPLES,
                  patience: int | None = None, keep_best: bool = False, verbose: bool = True,
-                 best_name: str = "best.pt") -> None:
-        if every < 1:
+                 best_name: str = "best.pt", every_steps: int | None = None) -> None:
+        if every < 1 or (every_steps is not None and every_steps < 1):
             raise ValueError(f"every must be at least 1, got {every}.")
         if patience is not None and patience < 1:
             raise ValueError(f"patience must be at least 1, got {patience}.")
         self.evaluator, self.every, self.n = evaluator, every, n
         self.patience, self.keep_best, self.verbose = patience, keep_best, verbose
         self.best_name = best_name
+        self.every_steps = every_steps
         self._start = 0.0
         self._paused = 0.0
         self._offset = 0.0
@@ -491,8 +493,12 @@ class EvaluateEvery(Callback):
         """Training time so far in this `fit` call (plus a resumed run's), evaluation excluded."""
         return self._offset + time.perf_counter() - self._start - self._paused
 
+    def on_step_end(self, state: TrainState) -> None:
+        if self.every_steps and state.step % self.every_steps == 0:
+            self.evaluate(state)
+
     def on_epoch_end(self, state: TrainState) -> None:
-        if (state.epoch + 1) % self.every == 0:
+        if not self.every_steps and (state.epoch + 1) % self.every == 0:
             self.evaluate(state)
 
     def evaluate(self, state: TrainState) -> dict[str, Any]:

@@ -45,4 +45,34 @@ def test_errors_are_one_clear_line(tiny_data, tmp_path, capsys, monkeypatch):
 def test_module_entry_point_shows_help():
     result = subprocess.run([sys.executable, "-m", "gan_helpers", "train", "--help"],
                             capture_output=True, text=True, check=True)
-    assert "--model {dcgan,dcgan64,mlp}" in result.stdout and "--resume" in result.stdout
+    assert "--model {mlp,dcgan,dcgan64,cmlp,cdcgan}" in result.stdout
+    assert "--loss {bce,saturating,hinge,wgan-gp}" in result.stdout and "--resume" in result.stdout
+
+
+def test_conditional_model_and_stabilisers_from_the_command_line(tiny_data, tmp_path, capsys):
+    out = tmp_path / "cond"
+    assert main(["train", "--model", "cdcgan", "--epochs", "1", "--batch-size", "64",
+                 "--out", str(out), "--spectral-norm", "--instance-noise", "0.1",
+                 "--label-smoothing", "0.9", "--loss", "saturating"]) == 0
+    meta = load_checkpoint(out / "checkpoint.pt")["meta"]
+    assert meta["model"] == "cdcgan" and meta["spectral_norm"] and meta["instance_noise"] == 0.1
+    assert meta["d_kwargs"] == {"norm": "none"}
+    assert "saturating=True, real_label=0.9" in meta["objective"]
+    assert load_checkpoint(out / "checkpoint.pt")["fixed_labels"] is not None
+
+    out = tmp_path / "wgan"
+    assert main(["train", "--model", "dcgan", "--epochs", "1", "--batch-size", "64",
+                 "--out", str(out), "--loss", "wgan-gp"]) == 0
+    meta = load_checkpoint(out / "checkpoint.pt")["meta"]
+    assert meta["d_kwargs"] == {"norm": "layer"} and meta["betas"] == (0.0, 0.9)
+    assert meta["lr_g"] == meta["lr_d"] == 1e-4
+    history = json.loads((out / "history.json").read_text())
+    assert sum(v == v for v in history["grad_g"]) == 0  # 4 steps < n_critic: G never updated
+    capsys.readouterr()
+
+    assert main(["train", "--loss", "wgan-gp", "--label-smoothing", "0.9",
+                 "--out", str(tmp_path / "bad")]) == 2
+    assert "Label smoothing needs a BCE loss" in capsys.readouterr().err
+    assert main(["train", "--model", "mlp", "--d-norm", "layer",
+                 "--out", str(tmp_path / "bad")]) == 2
+    assert "d_norm applies to the DCGAN" in capsys.readouterr().err

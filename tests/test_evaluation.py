@@ -190,6 +190,28 @@ def test_early_stop_when_the_fid_stops_improving(evaluator, monkeypatch):
     assert history.stop_reason.startswith("early stop")
 
 
+def test_evaluations_every_n_steps(evaluator):
+    G, D = small_gan()
+    callback = evaluation.EvaluateEvery(evaluator, n=50, every_steps=3, verbose=False)
+    history = fit(G, D, make_loader(batch_size=64, device="cpu"), epochs=2,
+                  callbacks=[callback], progress=False)
+    assert [e["step"] for e in history["eval"]] == [3, 6]
+    with pytest.raises(ValueError, match="at least 1"):
+        evaluation.EvaluateEvery(evaluator, every_steps=0)
+
+
+def test_conditional_accuracy_asks_for_every_class(evaluator):
+    torch.manual_seed(0)
+    G = models.ConditionalGenerator("mlp", latent_dim=8, num_classes=10, hidden=(16,))
+    accuracy, per_class = evaluator.conditional_accuracy(G, n=100)
+    assert len(per_class) == 10 and 0 <= accuracy <= 1
+    assert accuracy == pytest.approx(sum(per_class) / 10)  # 10 images of each class
+    scores = evaluator.score_generator(G, n=100)
+    assert scores.n == 100
+    with pytest.raises(ValueError, match="conditional generator"):
+        evaluator.conditional_accuracy(models.MLPGenerator(latent_dim=8, hidden=(16,)), n=10)
+
+
 # ----------------------------------------------------------------------------- the benchmark
 
 

@@ -11,6 +11,7 @@ from test_training import tiny_loader
 
 from gan_helpers import models, objectives
 from gan_helpers.checkpoints import load_checkpoint
+from gan_helpers.recipes import Recipe
 from gan_helpers.training import STATS, AnnealNoise, fit, grad_norm, train_step
 
 
@@ -204,3 +205,21 @@ def test_train_step_with_update_g_false_leaves_g_alone():
                        objectives.WGANGPObjective(), update_g=False)
     assert all(torch.equal(a, b) for a, b in zip(before, G.parameters()))
     assert math.isnan(stats[5].item()) and stats[4].item() > 0
+
+
+def test_recipes_fill_in_each_loss_s_usual_settings():
+    wgan = Recipe(loss="wgan-gp").settings()
+    assert (wgan["lr_g"], wgan["betas"], wgan["d_kwargs"]) == (1e-4, (0.0, 0.9), {"norm": "layer"})
+    plain = Recipe().settings()
+    assert (plain["lr_d"], plain["betas"], plain["d_kwargs"]) == (2e-4, (0.5, 0.999),
+                                                                   {"norm": "batch"})
+    assert Recipe(spectral_norm=True).settings()["d_kwargs"] == {"norm": "none"}
+    parts = Recipe(model="mlp", loss="saturating", lr_d=1e-3, label_smoothing=0.9,
+                   instance_noise=0.2).build()
+    assert parts.objective.saturating and parts.objective.real_label == 0.9
+    assert isinstance(parts.D, models.InstanceNoise) and isinstance(parts.callbacks[0], AnnealNoise)
+    assert parts.opt_d.param_groups[0]["lr"] == 1e-3 and parts.opt_g.param_groups[0]["lr"] == 2e-4
+    with pytest.raises(ValueError, match="Label smoothing needs a BCE loss"):
+        Recipe(loss="hinge", label_smoothing=0.9)
+    with pytest.raises(ValueError, match="choose one of"):
+        Recipe(loss="lsgan")

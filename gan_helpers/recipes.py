@@ -1,0 +1,106 @@
+"""Recipes: a training configuration by value (models, loss, stabilisers, optimisers), built the
+same way by lesson 08 and the command line.
+
+    recipe = Recipe(model="dcgan", loss="wgan-gp")       # the paper's settings by default
+    parts = recipe.build(device)
+    history = fit(parts.G, parts.D, loader, objective=parts.objective, opt_g=parts.opt_g,
+                  opt_d=parts.opt_d, callbacks=parts.callbacks)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from .models import CONDITIONAL, InstanceNoise, build_gan
+from .objectives import BCEObjective, Objective, make_objective
+from .training import AnnealNoise, Callback
+
+
+@dataclass
+class Parts:
+    """What `Recipe.build` returns: the pieces `fit` takes."""
+
+    G: nn.Module
+    D: nn.Module
+    objective: Objective
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    callbacks: list[Callback] = field(default_factory=list)
+
+
+@dataclass
+class Recipe:
+    """One training configuration. `None` means the loss's usual value:
+
+    - learning rates 2e-4 and Adam betas (0.5, 0.999) (the DCGAN paper), or 1e-4 and (0.0, 0.9)
+      for WGAN-GP (its paper);
+    - the DCGAN discriminator's normalisation: BatchNorm, layer norm for WGAN-GP, none with
+      spectral normalisation.
+
+    `label_smoothing=0.9` labels real images 0.9 (one-sided: fakes stay 0); `instance_noise` is
+    the starting standard deviation of the noise added to D's inputs, annealed to 0.
+    """
+
+    model: str = "dcgan"
+    loss: str = "bce"
+    lr_g: float | None = None
+    lr_d: float | None = None
+    betas: tuple[float, float] | None = None
+    d_norm: str | None = None
+    spectral_norm: bool = False
+    label_smoothing: float | None = None
+    instance_noise: float = 0.0
+    latent_dim: int = 100
+
+    def __post_init__(self) -> None:
+        self.objective()  # unknown losses and impossible combinations fail now, not in training
+        if self.d_norm is not None and self.base_model != "dcgan":
+            raise ValueError(f"d_norm applies to the DCGAN discriminator only, not {self.model}.")
+
+    @property
+    def base_model(self) -> str:
+        return CONDITIONAL.get(self.model, self.model)
+
+    @property
+    def wgan(self) -> bool:
+        return self.loss == "wgan-gp"
+
+    def objective(self) -> Objective:
+        objective = make_objective(self.loss)
+        if self.label_smoothing is not None:
+            if not isinstance(objective, BCEObjective):
+                raise ValueError(f"Label smoothing needs a BCE loss (bce or saturating), "
+                                 f"not {self.loss}.")
+            objective.real_label = self.label_smoothing
+        return objective
+
+    def settings(self) -> dict:
+        """The values actually used, defaults filled in (for logs and checkpoints' meta)."""
+        lr = 1e-4 if self.wgan else 2e-4
+        d_kwargs = {}
+        if self.base_model == "dcgan":
+            d_kwargs["norm"] = self.d_norm or ("none" if self.spectral_norm else
+                                               "layer" if self.wgan else "batch")
+        return {"model": self.model, "objective": repr(self.objective()),
+                "lr_g": self.lr_g or lr, "lr_d": self.lr_d or lr,
+                "betas": tuple(self.betas or ((0.0, 0.9) if self.wgan else (0.5, 0.999))),
+                "d_kwargs": d_kwargs, "spectral_norm": self.spectral_norm,
+                "instance_noise": self.instance_noise, "latent_dim": self.latent_dim}
+
+    def build(self, device: torch.device | str = "cpu", num_classes: int = 10) -> Parts:
+        """Fresh networks (seed the global RNG first for a repeatable start) and optimizers."""
+        s = self.settings()
+        G, D, _ = build_gan(self.model, self.latent_dim, d_kwargs=s["d_kwargs"],
+                            num_classes=num_classes, spectral_norm=self.spectral_norm)
+        callbacks: list[Callback] = []
+        if self.instance_noise:
+            D = InstanceNoise(D, self.instance_noise)
+            callbacks.append(AnnealNoise(D))
+        G, D = G.to(device), D.to(device)
+        fused = torch.device(device).type == "cuda" or None
+        opt_g = torch.optim.Adam(G.parameters(), lr=s["lr_g"], betas=s["betas"], fused=fused)
+        opt_d = torch.optim.Adam(D.parameters(), lr=s["lr_d"], betas=s["betas"], fused=fused)
+        return Parts(G, D, self.objective(), opt_g, opt_d, callbacks)
