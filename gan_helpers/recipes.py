@@ -9,14 +9,19 @@ same way by lesson 08 and the command line.
 
 from __future__ import annotations
 
+import math
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
+from .config import seed_everything
 from .models import CONDITIONAL, InstanceNoise, build_gan
 from .objectives import BCEObjective, Objective, make_objective
-from .training import AnnealNoise, Callback
+from .training import AnnealNoise, Callback, fit
 
 
 @dataclass
@@ -104,3 +109,40 @@ class Recipe:
         opt_g = torch.optim.Adam(G.parameters(), lr=s["lr_g"], betas=s["betas"], fused=fused)
         opt_d = torch.optim.Adam(D.parameters(), lr=s["lr_d"], betas=s["betas"], fused=fused)
         return Parts(G, D, self.objective(), opt_g, opt_d, callbacks)
+
+
+@dataclass
+class Result:
+    """One recipe's run: the trained generator, its history and its final scores."""
+
+    name: str
+    recipe: Recipe
+    G: nn.Module
+    history: dict
+    scores: Any
+
+
+def run_recipe(name: str, recipe: Recipe, loader: Any, steps: int, evaluator: Any, *,
+               n: int = 2000, every_steps: int | None = None, seed: int = 0,
+               device: torch.device | str = "cpu", run_dir: str | os.PathLike[str] | None = None,
+               progress: bool = True) -> Result:
+    """Train `recipe` for `steps` steps from a seeded start and score it with `evaluator`.
+
+    With `run_dir`, the run is checkpointed there and a finished or interrupted run is resumed,
+    not repeated. `every_steps` adds evaluations during training (`history["eval"]`).
+    """
+    from .evaluation import EvaluateEvery
+
+    seed_everything(seed)
+    parts = recipe.build(device)
+    callbacks = list(parts.callbacks)
+    if every_steps:
+        callbacks.append(EvaluateEvery(evaluator, n=n, every_steps=every_steps, verbose=False))
+    run_dir = Path(run_dir) if run_dir is not None else None
+    resume = run_dir is not None and (run_dir / "checkpoint.pt").exists()
+    epochs = math.ceil(steps / len(loader))
+    history = fit(parts.G, parts.D, loader, epochs, objective=parts.objective,
+                  opt_g=parts.opt_g, opt_d=parts.opt_d, device=device, run_dir=run_dir,
+                  callbacks=callbacks, progress=progress, seed=seed, max_steps=steps,
+                  resume=resume, meta={"name": name, **recipe.settings()})
+    return Result(name, recipe, parts.G, history, evaluator.score_generator(parts.G, n=n))

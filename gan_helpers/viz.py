@@ -89,6 +89,35 @@ def plot_history(history: Mapping[str, Sequence[float]], smooth: int = 20,
     return fig
 
 
+def plot_grad_norms(histories: Mapping[str, Mapping[str, Sequence[float]]], smooth: int = 25,
+                    axes: Sequence[plt.Axes] | None = None) -> plt.Figure:
+    """Each network's gradient norm per step, one line per run (log scale, a running mean of
+    `smooth` steps; steps where a network was not updated, NaN in the history, are skipped)."""
+    own_figure = axes is None
+    if own_figure:
+        fig, axes = plt.subplots(1, 2, figsize=(11, 3.6), sharey=True)
+    else:
+        fig = axes[0].figure
+    for ax, key, title in zip(axes, ("grad_d", "grad_g"), ("discriminator", "generator")):
+        for name, history in histories.items():
+            values = torch.tensor(history.get(key) or [], dtype=torch.float64)
+            steps = torch.arange(1, len(values) + 1)
+            keep = torch.isfinite(values)
+            values, steps = values[keep], steps[keep]
+            k = max(1, min(smooth, len(values) // 5 or 1))
+            if len(values) >= k:
+                mean = values.unfold(0, k, 1).mean(1)
+                ax.plot(steps[k - 1:].numpy(), mean.numpy(), label=name)
+        ax.set_yscale("log")
+        ax.set_title(f"{title}: gradient norm")
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3, which="both")
+    axes[0].legend(fontsize=8)
+    if own_figure:
+        fig.tight_layout()
+    return fig
+
+
 def save_history_plot(history: Mapping[str, Sequence[float]],
                       path: str | os.PathLike[str]) -> Path:
     """Save the loss and D(x) / D(G(z)) curves as a PNG; return the path."""

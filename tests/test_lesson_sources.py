@@ -23,6 +23,7 @@ REQUIRED = {
                          "grad_norm", "train_step"},
     "03_dcgan.ipynb": {"DCGANGenerator", "DCGANDiscriminator", "norm_layer", "weights_init"},
     "06_conditional_gan.ipynb": {"ConditionalGenerator", "ProjectionDiscriminator"},
+    "08_failure_modes.ipynb": {"gradient_penalty", "WGANGPObjective"},
 }
 
 

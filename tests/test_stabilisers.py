@@ -11,7 +11,7 @@ from test_training import tiny_loader
 
 from gan_helpers import models, objectives
 from gan_helpers.checkpoints import load_checkpoint
-from gan_helpers.recipes import Recipe
+from gan_helpers.recipes import Recipe, run_recipe
 from gan_helpers.training import STATS, AnnealNoise, fit, grad_norm, train_step
 
 
@@ -223,3 +223,34 @@ def test_recipes_fill_in_each_loss_s_usual_settings():
         Recipe(loss="hinge", label_smoothing=0.9)
     with pytest.raises(ValueError, match="choose one of"):
         Recipe(loss="lsgan")
+
+
+class _FakeEvaluator:
+    def score_generator(self, G, n):
+        return f"scored {n}"
+
+
+def test_run_recipe_trains_once_and_then_loads_the_finished_run(tmp_path):
+    recipe = Recipe(model="mlp", loss="wgan-gp")
+    first = run_recipe("w", recipe, tiny_loader(), 6, _FakeEvaluator(), n=7,
+                       run_dir=tmp_path / "w", progress=False)
+    assert len(first.history["loss_d"]) == 6 and first.scores == "scored 7"
+    again = run_recipe("w", recipe, tiny_loader(), 6, _FakeEvaluator(), n=7,
+                       run_dir=tmp_path / "w", progress=False)
+    assert again.history["loss_d"] == first.history["loss_d"]  # loaded, not retrained
+    for a, b in zip(first.G.state_dict().values(), again.G.state_dict().values()):
+        assert torch.equal(a, b)
+    assert load_checkpoint(tmp_path / "w" / "checkpoint.pt")["meta"]["name"] == "w"
+
+
+def test_gradient_norm_plot_skips_steps_without_an_update():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from gan_helpers.viz import plot_grad_norms
+
+    history = {"grad_d": [1.0] * 50, "grad_g": [float("nan"), 2.0] * 25}
+    fig = plot_grad_norms({"run": history}, smooth=5)
+    line_d, line_g = fig.axes[0].lines[0], fig.axes[1].lines[0]
+    assert len(line_d.get_xdata()) == 46 and len(line_g.get_xdata()) == 21
+    assert (line_g.get_ydata() == 2.0).all()
