@@ -35,7 +35,7 @@ from .checkpoints import (
     set_rng_state,
 )
 from .config import seed_everything
-from .objectives import BCEObjective
+from .objectives import BCEObjective, Objective
 from .viz import save_grid
 
 STATS = ("loss_d", "loss_g", "d_real", "d_fake", "grad_d", "grad_g")
@@ -57,7 +57,7 @@ def grad_norm(module: nn.Module) -> torch.Tensor:
 
 def train_step(G: nn.Module, D: nn.Module, opt_g: torch.optim.Optimizer,
                opt_d: torch.optim.Optimizer, real: torch.Tensor, z: torch.Tensor,
-               objective: BCEObjective, labels: torch.Tensor | None = None,
+               objective: Objective, labels: torch.Tensor | None = None,
                update_g: bool = True) -> torch.Tensor:
     """One adversarial step: update D once, then G once. Returns the step's `STATS` as a tensor.
 
