@@ -91,12 +91,12 @@ class ClassPicker:
         img.save(buf, format="png")
         return buf.getvalue()
 
-    def show(self):
+    def show(self) -> None:
         """Display the widget (or, without a widget front end, a static grid of all classes)."""
         if _kernel_shell() is None:
             show_class_grid(self.G, self.class_names, self.n, title="samples of every class")
             plt.show()
-            return None
+            return
         import ipywidgets as w
         from IPython.display import display
 
@@ -111,5 +111,4 @@ class ClassPicker:
         self.dropdown.observe(redraw, names="value")
         self.button.on_click(redraw)
         self.widget = w.VBox([w.HBox([self.dropdown, self.button]), self.image])
-        display(self.widget)
-        return self.widget
+        display(self.widget)  # displayed once: show() returns None, so the cell adds no copy
