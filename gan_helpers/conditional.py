@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
 import torch
+from PIL import Image
 from torch import nn
 
 from .dashboard import _kernel_shell
@@ -86,7 +87,7 @@ class ClassPicker:
         self.draws += 1
         images = class_samples(self.G, self.n, [label], seed=self.draws)
         img = grid_image(images, nrow=self.n)
-        img = img.resize((img.width * self.scale, img.height * self.scale))
+        img = img.resize((img.width * self.scale, img.height * self.scale), Image.NEAREST)
         buf = io.BytesIO()
         img.save(buf, format="png")
         return buf.getvalue()
@@ -111,4 +112,5 @@ class ClassPicker:
         self.dropdown.observe(redraw, names="value")
         self.button.on_click(redraw)
         self.widget = w.VBox([w.HBox([self.dropdown, self.button]), self.image])
+        self.widget.add_class("gan-class-picker")
         display(self.widget)  # displayed once: show() returns None, so the cell adds no copy

@@ -1,8 +1,9 @@
-"""Lesson 04 in a real browser: JupyterLab on 127.0.0.1, headless Chromium driven by Playwright.
+"""Lessons 04 and 06 in a real browser: JupyterLab on 127.0.0.1, headless Chromium (Playwright).
 
-Runs every cell of a copy of the lesson in smoke mode and checks what a learner sees: the
+Runs every cell of a copy of a lesson in smoke mode and checks what a learner sees. Lesson 04: the
 dashboard's sample image renders and changes while training runs, the curves appear, and Stop ends
-the run with the stopped status shown. A screenshot goes to test-artifacts/.
+the run with the stopped status shown. Lesson 06: the class picker draws new images when another
+class is chosen and when "New samples" is pressed. Screenshots go to test-artifacts/.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 LESSON = ROOT / "notebooks" / "04_live_training.ipynb"
+LESSON_06 = ROOT / "notebooks" / "06_conditional_gan.ipynb"
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -116,11 +118,12 @@ def open_and_run_all(page, url: str, notebook: str) -> None:
 
 @pytest.fixture
 def jupyterlab(tmp_path):
-    """JupyterLab serving a copy of lesson 04 (it autosaves into the file it opened)."""
+    """JupyterLab serving copies of lessons 04 and 06 (it autosaves into the file it opened)."""
     _require_browser()
     work = tmp_path / "work"
     work.mkdir()
-    shutil.copy(LESSON, work / LESSON.name)
+    for lesson in (LESSON, LESSON_06):
+        shutil.copy(lesson, work / lesson.name)
     with jupyterlab_server(work, tmp_path, {"GAN_SMOKE": "1",
                                             "GAN_RUNS_DIR": str(tmp_path / "runs")}) as url:
         yield url
@@ -166,6 +169,47 @@ def test_dashboard_updates_live_and_stop_works(jupyterlab):
             page.screenshot(path=str(ARTIFACTS / "lesson04_dashboard_stopped.png"))
         except Exception:
             page.screenshot(path=str(ARTIFACTS / "lesson04_failure.png"))
+            raise
+        finally:
+            browser.close()
+
+
+def test_class_picker_draws_the_chosen_class_on_demand(jupyterlab):
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        try:
+            open_and_run_all(page, jupyterlab, LESSON_06.name)
+            picker = page.locator(".gan-class-picker").first
+            error = page.locator(STDERR)
+            picker.or_(error).first.wait_for(timeout=240_000)
+            if not picker.count():
+                pytest.fail("a cell failed before the class picker showed:\n"
+                            + error.first.inner_text())
+            image = picker.locator("img").first
+
+            def rendered_src() -> str:
+                page.wait_for_function("img => img.complete && img.naturalWidth > 0",
+                                       arg=image.element_handle(), timeout=30_000)
+                return image.get_attribute("src") or ""
+
+            def changes_from(before: str) -> str:
+                page.wait_for_function("([img, before]) => img.src !== before",
+                                       arg=[image.element_handle(), before], timeout=30_000)
+                return rendered_src()
+
+            first = rendered_src()
+            picker.locator("select").select_option(label="Sneaker")
+            sneakers = changes_from(first)
+            picker.locator("button", has_text="New samples").click()
+            changes_from(sneakers)
+            picker.scroll_into_view_if_needed()
+            page.screenshot(path=str(ARTIFACTS / "lesson06_class_picker.png"))
+        except Exception:
+            page.screenshot(path=str(ARTIFACTS / "lesson06_failure.png"))
             raise
         finally:
             browser.close()
