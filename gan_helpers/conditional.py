@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from .dashboard import _kernel_shell
+from . import dashboard
 from .viz import grid_image
 
 
@@ -94,7 +94,7 @@ class ClassPicker:
 
     def show(self) -> None:
         """Display the widget (or, without a widget front end, a static grid of all classes)."""
-        if _kernel_shell() is None:
+        if not dashboard.in_kernel():
             show_class_grid(self.G, self.class_names, self.n, title="samples of every class")
             plt.show()
             return

@@ -30,6 +30,11 @@ def _kernel_shell():
     return shell if shell is not None and getattr(shell, "kernel", None) is not None else None
 
 
+def in_kernel() -> bool:
+    """True inside a Jupyter kernel, where widgets can be shown; False in scripts and tests."""
+    return _kernel_shell() is not None
+
+
 def _ui_events() -> AbstractContextManager:
     """Lets widget clicks reach a busy kernel on ipykernel < 7 (Colab), with jupyter-ui-poll."""
     shell = _kernel_shell()
@@ -78,7 +83,7 @@ class Dashboard(Callback):
     # ------------------------------------------------------------------ set-up
     def on_fit_start(self, state: TrainState) -> None:
         self.state = state
-        self.mode = "widgets" if _kernel_shell() is not None else "text"
+        self.mode = "widgets" if in_kernel() else "text"
         if self.mode == "widgets":
             self._build(state)
             self._events = _ui_events()

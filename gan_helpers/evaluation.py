@@ -445,10 +445,11 @@ class Evaluator:
 
     def table(self, rows: Mapping[str, Scores | Mapping[str, Any]]) -> str:
         """The rows as an aligned text table: FID, IS, coverage and confidence."""
-        lines = [f"{'':<22} {'FID':>8} {'IS':>6} {'coverage':>9} {'confident':>10}"]
+        w = max([22, *(len(name) for name in rows)])
+        lines = [f"{'':<{w}} {'FID':>8} {'IS':>6} {'coverage':>9} {'confident':>10}"]
         for name, s in rows.items():
             s = s if isinstance(s, Mapping) else s.as_dict()
-            lines.append(f"{name:<22} {s['fid']:>8.2f} {s['inception_score']:>6.2f} "
+            lines.append(f"{name:<{w}} {s['fid']:>8.2f} {s['inception_score']:>6.2f} "
                          f"{s['coverage']:>6}/{s['classes']:<2} {s['confidence']:>10.0%}")
         return "\n".join(lines)
 

@@ -513,7 +513,7 @@ class Explorer:
     def show(self) -> plt.Figure:
         """Display the widget (in Jupyter) and the static grid; return the grid's figure."""
         fig = self.static_figure()
-        if dashboard._kernel_shell() is not None:
+        if dashboard.in_kernel():
             from IPython.display import display
 
             self.mode = "widgets"

@@ -48,7 +48,7 @@ def test_class_grid_labels_every_row():
 
 
 def test_class_picker_redraws_on_click_and_on_a_new_class(monkeypatch):
-    monkeypatch.setattr(conditional, "_kernel_shell", lambda: object())
+    monkeypatch.setattr(conditional.dashboard, "in_kernel", lambda: True)
     monkeypatch.setattr("IPython.display.display", lambda *a, **k: None)
     picker = conditional.ClassPicker(small_conditional_g(), CLASSES, n=4)
     assert picker.show() is None  # a returned widget would be displayed a second time
