@@ -116,6 +116,36 @@ def open_and_run_all(page, url: str, notebook: str) -> None:
     page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
 
 
+@contextlib.contextmanager
+def lesson_page(url: str, lesson: Path, failure_png: str) -> Iterator:
+    """A Chromium page with `lesson` open in JupyterLab and Run All started; a screenshot goes to
+    test-artifacts/`failure_png` if the test fails."""
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        try:
+            open_and_run_all(page, url, lesson.name)
+            yield page
+        except Exception:
+            page.screenshot(path=str(ARTIFACTS / failure_png))
+            raise
+        finally:
+            browser.close()
+
+
+def wait_for_output(page, selector: str, what: str, timeout_ms: int):
+    """The first element matching `selector` once a cell shows it; fail at once if a cell fails."""
+    target = page.locator(selector).first
+    error = page.locator(STDERR)
+    target.or_(error).first.wait_for(timeout=timeout_ms)
+    if not target.count():
+        pytest.fail(f"a cell failed before {what} showed:\n" + error.first.inner_text())
+    return target
+
+
 @pytest.fixture
 def jupyterlab(tmp_path):
     """JupyterLab serving copies of lessons 04 and 06 (it autosaves into the file it opened)."""
@@ -130,86 +160,52 @@ def jupyterlab(tmp_path):
 
 
 def test_dashboard_updates_live_and_stop_works(jupyterlab):
-    from playwright.sync_api import sync_playwright
-
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        try:
-            open_and_run_all(page, jupyterlab, LESSON.name)
-            dashboard = page.locator(".gan-dashboard").first
-            error = page.locator(STDERR)
-            dashboard.or_(error).first.wait_for(timeout=180_000)
-            if not dashboard.count():
-                pytest.fail("a cell failed before the dashboard showed:\n"
-                            + error.first.inner_text())
-            samples = dashboard.locator("img").nth(0)
-            curves = dashboard.locator("img").nth(1)
-            seen: list[str] = []
-            deadline = time.monotonic() + 120
-            while len(seen) < 3 and time.monotonic() < deadline:
-                src = samples.get_attribute("src") or ""
-                rendered = samples.evaluate("img => img.complete && img.naturalWidth > 0")
-                if src and rendered and (not seen or src != seen[-1]):
-                    seen.append(src)
-                time.sleep(0.05)
-            assert len(seen) >= 3, f"the sample image changed {len(seen) - 1} times, not 2"
-            page.wait_for_function(
-                "img => img.complete && img.naturalWidth > 0", arg=curves.element_handle(),
-                timeout=30_000)
-            dashboard.locator("button", has_text="Stop").click()
-            dashboard.scroll_into_view_if_needed()
-            page.screenshot(path=str(ARTIFACTS / "lesson04_dashboard_live.png"))
-            final = dashboard.locator(".gan-dashboard-final")
-            final.wait_for(timeout=60_000)
-            assert "stopped with the Stop button" in final.inner_text(), (
-                "training ended before Stop was pressed: " + final.inner_text())
-            dashboard.scroll_into_view_if_needed()
-            page.screenshot(path=str(ARTIFACTS / "lesson04_dashboard_stopped.png"))
-        except Exception:
-            page.screenshot(path=str(ARTIFACTS / "lesson04_failure.png"))
-            raise
-        finally:
-            browser.close()
+    with lesson_page(jupyterlab, LESSON, "lesson04_failure.png") as page:
+        dashboard = wait_for_output(page, ".gan-dashboard", "the dashboard", 180_000)
+        samples = dashboard.locator("img").nth(0)
+        curves = dashboard.locator("img").nth(1)
+        seen: list[str] = []
+        deadline = time.monotonic() + 120
+        while len(seen) < 3 and time.monotonic() < deadline:
+            src = samples.get_attribute("src") or ""
+            rendered = samples.evaluate("img => img.complete && img.naturalWidth > 0")
+            if src and rendered and (not seen or src != seen[-1]):
+                seen.append(src)
+            time.sleep(0.05)
+        assert len(seen) >= 3, f"the sample image changed {len(seen) - 1} times, not 2"
+        page.wait_for_function(
+            "img => img.complete && img.naturalWidth > 0", arg=curves.element_handle(),
+            timeout=30_000)
+        dashboard.locator("button", has_text="Stop").click()
+        dashboard.scroll_into_view_if_needed()
+        page.screenshot(path=str(ARTIFACTS / "lesson04_dashboard_live.png"))
+        final = dashboard.locator(".gan-dashboard-final")
+        final.wait_for(timeout=60_000)
+        assert "stopped with the Stop button" in final.inner_text(), (
+            "training ended before Stop was pressed: " + final.inner_text())
+        dashboard.scroll_into_view_if_needed()
+        page.screenshot(path=str(ARTIFACTS / "lesson04_dashboard_stopped.png"))
 
 
 def test_class_picker_draws_the_chosen_class_on_demand(jupyterlab):
-    from playwright.sync_api import sync_playwright
+    with lesson_page(jupyterlab, LESSON_06, "lesson06_failure.png") as page:
+        picker = wait_for_output(page, ".gan-class-picker", "the class picker", 240_000)
+        image = picker.locator("img").first
 
-    ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        try:
-            open_and_run_all(page, jupyterlab, LESSON_06.name)
-            picker = page.locator(".gan-class-picker").first
-            error = page.locator(STDERR)
-            picker.or_(error).first.wait_for(timeout=240_000)
-            if not picker.count():
-                pytest.fail("a cell failed before the class picker showed:\n"
-                            + error.first.inner_text())
-            image = picker.locator("img").first
+        def rendered_src() -> str:
+            page.wait_for_function("img => img.complete && img.naturalWidth > 0",
+                                   arg=image.element_handle(), timeout=30_000)
+            return image.get_attribute("src") or ""
 
-            def rendered_src() -> str:
-                page.wait_for_function("img => img.complete && img.naturalWidth > 0",
-                                       arg=image.element_handle(), timeout=30_000)
-                return image.get_attribute("src") or ""
+        def changes_from(before: str) -> str:
+            page.wait_for_function("([img, before]) => img.src !== before",
+                                   arg=[image.element_handle(), before], timeout=30_000)
+            return rendered_src()
 
-            def changes_from(before: str) -> str:
-                page.wait_for_function("([img, before]) => img.src !== before",
-                                       arg=[image.element_handle(), before], timeout=30_000)
-                return rendered_src()
-
-            first = rendered_src()
-            picker.locator("select").select_option(label="Sneaker")
-            sneakers = changes_from(first)
-            picker.locator("button", has_text="New samples").click()
-            changes_from(sneakers)
-            picker.scroll_into_view_if_needed()
-            page.screenshot(path=str(ARTIFACTS / "lesson06_class_picker.png"))
-        except Exception:
-            page.screenshot(path=str(ARTIFACTS / "lesson06_failure.png"))
-            raise
-        finally:
-            browser.close()
+        first = rendered_src()
+        picker.locator("select").select_option(label="Sneaker")
+        sneakers = changes_from(first)
+        picker.locator("button", has_text="New samples").click()
+        changes_from(sneakers)
+        picker.scroll_into_view_if_needed()
+        page.screenshot(path=str(ARTIFACTS / "lesson06_class_picker.png"))
