@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -144,8 +145,12 @@ def train(args: argparse.Namespace) -> int:
 
 def _write_outputs(out: Path, history) -> None:
     save_history_plot(history, out / "losses.png")
+    def finite(v):  # NaN (e.g. G's gradient on WGAN-GP's critic-only steps) is not JSON: null
+        return None if isinstance(v, float) and not math.isfinite(v) else v
+
     (out / "history.json").write_text(json.dumps(
-        {"stop_reason": history.stop_reason, **{k: list(v) for k, v in history.items()}}))
+        {"stop_reason": history.stop_reason,
+         **{k: [finite(x) for x in v] for k, v in history.items()}}, allow_nan=False))
     if history.samples is not None:
         save_grid(history.samples, out / "final.png", scale=2)
 

@@ -73,8 +73,9 @@ def show_class_grid(G: nn.Module, class_names: Sequence[str], per_class: int = 1
 class ClassPicker:
     """Pick a class, get `n` new images of it: a dropdown, a "New samples" button and the images.
 
-    Each click draws fresh noise. Where no widget front end runs (a script, nbconvert), `show()`
-    draws one static grid with a row per class instead.
+    Each click draws fresh noise. Outside a Jupyter kernel (a script, a test) `show()` draws one
+    static grid with a row per class instead. In a kernel without a widget front end (nbconvert,
+    nbmake) only the widget's text form is saved: lesson 06 shows the class grid just above.
     """
 
     def __init__(self, G: nn.Module, class_names: Sequence[str], n: int = 8,

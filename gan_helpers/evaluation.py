@@ -471,7 +471,8 @@ class EvaluateEvery(Callback):
                  patience: int | None = None, keep_best: bool = False, verbose: bool = True,
                  best_name: str = "best.pt", every_steps: int | None = None) -> None:
         if every < 1 or (every_steps is not None and every_steps < 1):
-            raise ValueError(f"every must be at least 1, got {every}.")
+            raise ValueError(f"every and every_steps must be at least 1, got {every} and "
+                             f"{every_steps}.")
         if patience is not None and patience < 1:
             raise ValueError(f"patience must be at least 1, got {patience}.")
         self.evaluator, self.every, self.n = evaluator, every, n
@@ -512,7 +513,8 @@ class EvaluateEvery(Callback):
         best = min((e["fid"] for e in done), default=math.inf)
         done.append(entry)
         if self.verbose:
-            print(f"epoch {entry['epoch']} · {seconds:.0f} s of training · {scores}", flush=True)
+            print(f"epoch {entry['epoch']}, step {entry['step']} · {seconds:.0f} s of training · "
+                  f"{scores}", flush=True)
         if scores.fid < best and self.keep_best and state.run_dir is not None:
             ckpt = state.checkpoint()
             ckpt["meta"] = {**ckpt["meta"], "fid": scores.fid, "best_epoch": entry["epoch"]}
@@ -534,7 +536,8 @@ class EvaluateEvery(Callback):
 def plot_quality(runs: Mapping[str, Sequence[Mapping[str, Any]]],
                  references: Mapping[str, Scores] | None = None, x: str = "seconds",
                  axes: Sequence[plt.Axes] | None = None) -> plt.Figure:
-    """FID (log scale), IS and coverage against training time (`x="seconds"`) or `"epoch"`.
+    """FID (log scale), IS and coverage against training time (`x="seconds"`), `"epoch"` or
+    `"step"`.
 
     `runs` maps a name to its `history["eval"]`; `references` (from `Evaluator.references`) are
     drawn as dashed lines.

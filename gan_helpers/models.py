@@ -223,12 +223,13 @@ class ProjectionDiscriminator(nn.Module):
 
 
 def add_spectral_norm(module: nn.Module) -> nn.Module:
-    """Spectral normalisation (Miyato et al., 2018) on every convolution and linear layer of
-    `module`, in place: each weight is divided by its largest singular value (estimated by one
-    step of power iteration per training forward pass), so no layer stretches its input by more
-    than 1 and the discriminator cannot become arbitrarily steep."""
+    """Spectral normalisation (Miyato et al., 2018) on every convolution, linear layer and
+    embedding (the projection's, too) of `module`, in place: each weight, as a matrix, is divided
+    by its largest singular value (estimated by one step of power iteration per training forward
+    pass), so no layer stretches its input by much more than 1 and the discriminator cannot become
+    arbitrarily steep. Apply it after `weights_init`, which cannot reach the weights afterwards."""
     layers = [m for m in module.modules()
-              if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear))]
+              if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear, nn.Embedding))]
     for layer in layers:
         nn.utils.parametrizations.spectral_norm(layer)
     return module

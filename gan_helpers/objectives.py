@@ -83,13 +83,17 @@ def gradient_penalty(D: nn.Module, real: torch.Tensor, fake: torch.Tensor,
     """WGAN-GP's penalty `E[(||grad_x D(x_hat)||_2 - 1)^2]`, at points `x_hat` on straight lines
     between real and generated images, with interpolation weights drawn uniformly from [0, 1].
 
-    `create_graph=True` keeps the gradient differentiable, so the penalty itself trains D.
+    `create_graph=True` keeps the gradient differentiable, so the penalty itself trains D. It is
+    computed in full precision (outside any autocast) and through the uncompiled D
+    (`torch.compile` does not support this double backward).
     """
+    D = getattr(D, "_orig_mod", D)
     eps = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), device=real.device)
-    x_hat = (eps * real + (1 - eps) * fake).requires_grad_(True)
-    out = D(x_hat, *cond)
-    (grad,) = torch.autograd.grad(out.sum(), x_hat, create_graph=True)
-    return ((grad.flatten(1).norm(2, dim=1) - 1) ** 2).mean()
+    with torch.autocast(real.device.type, enabled=False):
+        x_hat = (eps * real.float() + (1 - eps) * fake.float()).requires_grad_(True)
+        out = D(x_hat, *cond)
+        (grad,) = torch.autograd.grad(out.sum(), x_hat, create_graph=True)
+        return ((grad.flatten(1).norm(2, dim=1) - 1) ** 2).mean()
 
 
 class WGANGPObjective(Objective):

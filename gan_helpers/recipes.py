@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from .checkpoints import load_checkpoint
 from .config import seed_everything
 from .models import CONDITIONAL, InstanceNoise, build_gan
 from .objectives import BCEObjective, Objective, make_objective
@@ -42,8 +44,8 @@ class Recipe:
 
     - learning rates 2e-4 and Adam betas (0.5, 0.999) (the DCGAN paper), or 1e-4 and (0.0, 0.9)
       for WGAN-GP (its paper);
-    - the DCGAN discriminator's normalisation: BatchNorm, layer norm for WGAN-GP, none with
-      spectral normalisation.
+    - the 28x28 DCGAN discriminator's normalisation: BatchNorm, layer norm for WGAN-GP, none with
+      spectral normalisation (the MLP's has none; WGAN-GP refuses the 64x64 DCGAN's BatchNorm).
 
     `label_smoothing=0.9` labels real images 0.9 (one-sided: fakes stay 0); `instance_noise` is
     the starting standard deviation of the noise added to D's inputs, annealed to 0.
@@ -64,6 +66,9 @@ class Recipe:
         self.objective()  # unknown losses and impossible combinations fail now, not in training
         if self.d_norm is not None and self.base_model != "dcgan":
             raise ValueError(f"d_norm applies to the DCGAN discriminator only, not {self.model}.")
+        if self.wgan and self.base_model == "dcgan64":
+            raise ValueError("WGAN-GP needs a critic without BatchNorm, and the 64x64 DCGAN's has "
+                             "no other option: use the dcgan or mlp model.")
 
     @property
     def base_model(self) -> str:
@@ -125,24 +130,33 @@ class Result:
 def run_recipe(name: str, recipe: Recipe, loader: Any, steps: int, evaluator: Any, *,
                n: int = 2000, every_steps: int | None = None, seed: int = 0,
                device: torch.device | str = "cpu", run_dir: str | os.PathLike[str] | None = None,
-               progress: bool = True) -> Result:
+               progress: bool = True, extra_callbacks: Sequence[Callback] = ()) -> Result:
     """Train `recipe` for `steps` steps from a seeded start and score it with `evaluator`.
 
     With `run_dir`, the run is checkpointed there and a finished or interrupted run is resumed,
-    not repeated. `every_steps` adds evaluations during training (`history["eval"]`).
+    not repeated; a run folder holding another recipe or seed is refused, not mixed in.
+    `every_steps` adds evaluations during training (`history["eval"]`); `extra_callbacks` go to
+    `fit` too.
     """
     from .evaluation import EvaluateEvery
 
+    run_dir = Path(run_dir) if run_dir is not None else None
+    meta = {"name": name, "seed": seed, **recipe.settings()}
+    resume = run_dir is not None and (run_dir / "checkpoint.pt").exists()
+    if resume:
+        saved = load_checkpoint(run_dir / "checkpoint.pt").get("meta", {})
+        differ = sorted(k for k in meta if k != "name" and k in saved and saved[k] != meta[k])
+        if differ:
+            raise ValueError(f"{run_dir} holds a run with other settings ({', '.join(differ)}): "
+                             "give this run another name, or delete that folder to retrain.")
     seed_everything(seed)
     parts = recipe.build(device)
-    callbacks = list(parts.callbacks)
+    callbacks = list(parts.callbacks) + list(extra_callbacks)
     if every_steps:
         callbacks.append(EvaluateEvery(evaluator, n=n, every_steps=every_steps, verbose=False))
-    run_dir = Path(run_dir) if run_dir is not None else None
-    resume = run_dir is not None and (run_dir / "checkpoint.pt").exists()
     epochs = math.ceil(steps / len(loader))
     history = fit(parts.G, parts.D, loader, epochs, objective=parts.objective,
                   opt_g=parts.opt_g, opt_d=parts.opt_d, device=device, run_dir=run_dir,
                   callbacks=callbacks, progress=progress, seed=seed, max_steps=steps,
-                  resume=resume, meta={"name": name, **recipe.settings()})
+                  resume=resume, meta=meta)
     return Result(name, recipe, parts.G, history, evaluator.score_generator(parts.G, n=n))

@@ -51,8 +51,8 @@ class NonFiniteLossError(FloatingPointError):
 
 def grad_norm(module: nn.Module) -> torch.Tensor:
     """The L2 norm of all of `module`'s gradients together (what gradient clipping measures)."""
-    return torch.nn.utils.get_total_norm([p.grad for p in module.parameters()
-                                          if p.grad is not None])
+    norms = [p.grad.norm() for p in module.parameters() if p.grad is not None]
+    return torch.stack(norms).norm() if norms else torch.zeros(())
 
 
 def train_step(G: nn.Module, D: nn.Module, opt_g: torch.optim.Optimizer,
@@ -573,6 +573,9 @@ def _restore(state: TrainState, path: Path) -> None:
         raise CheckpointError(f"Optimizer state in {path} does not fit: {err}") from err
     state.step, state.epoch = ckpt["step"], ckpt["epoch"]
     state.history.update({k: list(v) for k, v in ckpt["history"].items()})
+    for key in STATS:  # a checkpoint from before a statistic existed: pad with NaN
+        missing = len(state.history["loss_d"]) - len(state.history[key])
+        state.history[key][:0] = [math.nan] * max(0, missing)
     state.fixed_noise = ckpt["fixed_noise"].to(state.device)
     if ckpt.get("fixed_labels") is not None:
         state.fixed_labels = ckpt["fixed_labels"].to(state.device)

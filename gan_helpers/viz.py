@@ -92,7 +92,8 @@ def plot_history(history: Mapping[str, Sequence[float]], smooth: int = 20,
 def plot_grad_norms(histories: Mapping[str, Mapping[str, Sequence[float]]], smooth: int = 25,
                     axes: Sequence[plt.Axes] | None = None) -> plt.Figure:
     """Each network's gradient norm per step, one line per run (log scale, a running mean of
-    `smooth` steps; steps where a network was not updated, NaN in the history, are skipped)."""
+    `smooth` steps; steps where a network was not updated, NaN in the history, are skipped, and
+    a mean of exactly 0, a generator stuck where its tanh is flat, is drawn at the floor 1e-8)."""
     own_figure = axes is None
     if own_figure:
         fig, axes = plt.subplots(1, 2, figsize=(11, 3.6), sharey=True)
@@ -106,7 +107,7 @@ def plot_grad_norms(histories: Mapping[str, Mapping[str, Sequence[float]]], smoo
             values, steps = values[keep], steps[keep]
             k = max(1, min(smooth, len(values) // 5 or 1))
             if len(values) >= k:
-                mean = values.unfold(0, k, 1).mean(1)
+                mean = values.unfold(0, k, 1).mean(1).clamp(min=1e-8)
                 ax.plot(steps[k - 1:].numpy(), mean.numpy(), label=name)
         ax.set_yscale("log")
         ax.set_title(f"{title}: gradient norm")

@@ -129,7 +129,7 @@ def lesson_page(url: str, lesson: Path, failure_png: str) -> Iterator:
         try:
             open_and_run_all(page, url, lesson.name)
             yield page
-        except Exception:
+        except BaseException:  # pytest.fail raises a BaseException
             page.screenshot(path=str(ARTIFACTS / failure_png))
             raise
         finally:

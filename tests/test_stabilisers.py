@@ -12,7 +12,7 @@ from test_training import tiny_loader
 from gan_helpers import models, objectives
 from gan_helpers.checkpoints import load_checkpoint
 from gan_helpers.recipes import Recipe, run_recipe
-from gan_helpers.training import STATS, AnnealNoise, fit, grad_norm, train_step
+from gan_helpers.training import STATS, AnnealNoise, Callback, fit, grad_norm, train_step
 
 
 @pytest.mark.parametrize("kind", ["cmlp", "cdcgan"])
@@ -122,6 +122,8 @@ def test_build_gan_options():
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in D.modules())
     assert all(hasattr(m, "parametrizations") for m in D.modules()
                if isinstance(m, torch.nn.Conv2d))
+    original = D.net[0].parametrizations.weight.original
+    assert original.std().item() == pytest.approx(0.02, rel=0.1)  # weights_init ran first
     with pytest.raises(ValueError, match="norm"):
         models.DCGANDiscriminator(norm="spectral")
     with pytest.raises(ValueError, match="cdcgan"):
@@ -223,6 +225,8 @@ def test_recipes_fill_in_each_loss_s_usual_settings():
         Recipe(loss="hinge", label_smoothing=0.9)
     with pytest.raises(ValueError, match="choose one of"):
         Recipe(loss="lsgan")
+    with pytest.raises(ValueError, match="without BatchNorm"):
+        Recipe(model="dcgan64", loss="wgan-gp")
 
 
 class _FakeEvaluator:
@@ -230,17 +234,35 @@ class _FakeEvaluator:
         return f"scored {n}"
 
 
+class _CountSteps(Callback):
+    steps = 0
+
+    def on_step_end(self, state):
+        self.steps += 1
+
+
 def test_run_recipe_trains_once_and_then_loads_the_finished_run(tmp_path):
     recipe = Recipe(model="mlp", loss="wgan-gp")
+    counted = _CountSteps()
     first = run_recipe("w", recipe, tiny_loader(), 6, _FakeEvaluator(), n=7,
-                       run_dir=tmp_path / "w", progress=False)
+                       run_dir=tmp_path / "w", progress=False, extra_callbacks=[counted])
     assert len(first.history["loss_d"]) == 6 and first.scores == "scored 7"
+    assert counted.steps == 6
+    again_counted = _CountSteps()
     again = run_recipe("w", recipe, tiny_loader(), 6, _FakeEvaluator(), n=7,
-                       run_dir=tmp_path / "w", progress=False)
-    assert again.history["loss_d"] == first.history["loss_d"]  # loaded, not retrained
+                       run_dir=tmp_path / "w", progress=False, extra_callbacks=[again_counted])
+    assert again_counted.steps == 0  # loaded, not retrained
+    assert again.history["loss_d"] == first.history["loss_d"]
     for a, b in zip(first.G.state_dict().values(), again.G.state_dict().values()):
         assert torch.equal(a, b)
     assert load_checkpoint(tmp_path / "w" / "checkpoint.pt")["meta"]["name"] == "w"
+    # Another recipe or seed in the same folder is refused, not mixed with the saved run.
+    with pytest.raises(ValueError, match=r"other settings \(lr_g\)"):
+        run_recipe("w", Recipe(model="mlp", loss="wgan-gp", lr_g=1e-3), tiny_loader(), 6,
+                   _FakeEvaluator(), run_dir=tmp_path / "w", progress=False)
+    with pytest.raises(ValueError, match=r"other settings \(seed\)"):
+        run_recipe("w", recipe, tiny_loader(), 6, _FakeEvaluator(), seed=1,
+                   run_dir=tmp_path / "w", progress=False)
 
 
 def test_gradient_norm_plot_skips_steps_without_an_update():
@@ -254,3 +276,18 @@ def test_gradient_norm_plot_skips_steps_without_an_update():
     line_d, line_g = fig.axes[0].lines[0], fig.axes[1].lines[0]
     assert len(line_d.get_xdata()) == 46 and len(line_g.get_xdata()) == 21
     assert (line_g.get_ydata() == 2.0).all()
+
+
+def test_resuming_a_checkpoint_from_before_the_gradient_norms_pads_them(tmp_path):
+    from gan_helpers.checkpoints import save_checkpoint
+
+    torch.manual_seed(0)
+    G, D = models.MLPGenerator(latent_dim=16, hidden=(32,)), models.MLPDiscriminator(hidden=(32,))
+    fit(G, D, tiny_loader(), epochs=1, run_dir=tmp_path, progress=False)
+    ckpt = load_checkpoint(tmp_path / "checkpoint.pt")
+    del ckpt["history"]["grad_d"], ckpt["history"]["grad_g"]  # as written before they existed
+    save_checkpoint(ckpt, tmp_path / "checkpoint.pt")
+    history = fit(G, D, tiny_loader(), epochs=2, run_dir=tmp_path, resume=True, progress=False)
+    assert {len(history[k]) for k in STATS} == {16}
+    assert all(math.isnan(v) for v in history["grad_d"][:8])
+    assert all(math.isfinite(v) for v in history["grad_d"][8:])
