@@ -16,6 +16,7 @@ from PIL import Image
 from torch import nn
 
 from . import dashboard
+from .models import eval_mode
 from .viz import grid_image
 
 
@@ -23,7 +24,6 @@ def _device(G: nn.Module) -> torch.device:
     return next(G.parameters()).device
 
 
-@torch.no_grad()
 def class_samples(G: nn.Module, per_class: int = 8, classes: Sequence[int] | None = None,
                   seed: int = 0) -> torch.Tensor:
     """`per_class` images of each class in `classes` (default: all), class after class.
@@ -42,12 +42,8 @@ def class_samples(G: nn.Module, per_class: int = 8, classes: Sequence[int] | Non
     z = torch.randn(per_class, G.latent_dim, generator=torch.Generator().manual_seed(seed))
     z = z.repeat(len(classes), 1).to(device)
     labels = torch.tensor(classes).repeat_interleave(per_class).to(device)
-    was_training = G.training
-    G.eval()
-    try:
+    with eval_mode(G):
         return G(z, labels).clamp(-1, 1).cpu()
-    finally:
-        G.train(was_training)
 
 
 def show_class_grid(G: nn.Module, class_names: Sequence[str], per_class: int = 10,

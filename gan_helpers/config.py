@@ -84,8 +84,9 @@ def runs_dir(root: str | os.PathLike[str] | None = None) -> Path:
     return base / "smoke" if SMOKE else base
 
 
-def pick_device(name: str | None = None) -> torch.device:
-    """The device to train on: `name` or `$GAN_DEVICE` if set, else CUDA, then MPS, then CPU."""
+def pick_device(name: str | torch.device | None = None) -> torch.device:
+    """The device to train on: `name` (a name or a `torch.device`) or `$GAN_DEVICE` if set, else
+    CUDA, then MPS, then CPU. A device that is not available here is a clear error."""
     wanted = name or os.environ.get("GAN_DEVICE")
     if wanted:
         device = torch.device(wanted)

@@ -42,6 +42,7 @@ from torch import nn
 
 from . import config, data
 from .checkpoints import save_checkpoint
+from .models import eval_mode
 from .training import Callback, TrainState
 
 VERSION = 1
@@ -136,7 +137,7 @@ def train_classifier(name: str | None = None, *, epochs: int = EPOCHS, limit: in
     so training it in the middle of a GAN's run changes nothing there.
     """
     dataset = config.dataset_name(name)
-    device = config.pick_device(device) if device is None or isinstance(device, str) else device
+    device = config.pick_device(device)
     images, labels = data.load_tensors(dataset, root, train=True, limit=limit)
     test_images, test_labels = data.load_tensors(dataset, root, train=False)
     loader = data.TensorLoader(images, labels, batch_size=128, seed=seed, device=device)
@@ -205,7 +206,7 @@ def load_classifier(name: str | None = None, *, epochs: int = EPOCHS, limit: int
     Shortened schedules (smoke mode) are cached under their own names.
     """
     dataset = config.dataset_name(name)
-    device = config.pick_device(device) if device is None or isinstance(device, str) else device
+    device = config.pick_device(device)
     key = classifier_key(dataset, epochs, limit, seed)
     path = classifier_path(dataset, epochs, limit, seed, root)
     if not retrain:
@@ -335,8 +336,7 @@ class Evaluator:
                  device: torch.device | str | None = None, batch_size: int = 500,
                  root: str | os.PathLike[str] | None = None) -> None:
         self.dataset = config.dataset_name(dataset or getattr(classifier, "dataset", None))
-        self.device = config.pick_device(device) if device is None or isinstance(
-            device, str) else device
+        self.device = config.pick_device(device)
         self.root = root
         self.classifier = (classifier or load_classifier(self.dataset, root=root,
                                                          device=self.device)).to(self.device)
@@ -383,7 +383,6 @@ class Evaluator:
         """`Scores` of a batch of images (uint8, or floats in [-1, 1]) against the test split."""
         return self.score_outputs(*self.outputs(images))
 
-    @torch.no_grad()
     def generator_outputs(self, G: nn.Module, n: int = N_SAMPLES, seed: int = 0,
                           chunk: int = 500) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Features, class probabilities and the requested labels of `n` images from `G`.
@@ -398,18 +397,14 @@ class Evaluator:
         num_classes = getattr(G, "num_classes", None)
         labels = torch.arange(n) % num_classes if num_classes else torch.full((n,), -1)
         device = next(G.parameters()).device
-        was_training = G.training
-        G.eval()
         feats, probs = [], []
-        try:
+        with eval_mode(G):
             for i in range(0, n, chunk):
                 z = torch.randn(min(chunk, n - i), latent_dim, generator=gen).to(device)
                 cond = (labels[i:i + len(z)].to(device),) if num_classes else ()
                 f, p = self.outputs(G(z, *cond).clamp(-1, 1))
                 feats.append(f)
                 probs.append(p)
-        finally:
-            G.train(was_training)
         return torch.cat(feats), torch.cat(probs), labels
 
     def score_generator(self, G: nn.Module, n: int = N_SAMPLES, seed: int = 0,

@@ -138,7 +138,6 @@ def walk(keypoints: torch.Tensor, steps: int = 16, method: str = "slerp",
 # ----------------------------------------------------------------------------- images
 
 
-@torch.no_grad()
 def generate(G: nn.Module, z: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
     """`G`'s images for latent vectors `z` `(..., d)`: `(..., C, H, W)` on the CPU, in [-1, 1].
 
@@ -147,13 +146,9 @@ def generate(G: nn.Module, z: torch.Tensor, batch_size: int = 500) -> torch.Tens
     """
     device = next(G.parameters()).device
     flat = z.reshape(-1, z.shape[-1])
-    was_training = G.training
-    G.eval()
-    try:
+    with models.eval_mode(G):
         out = [G(flat[i:i + batch_size].to(device)).clamp(-1, 1).cpu()
                for i in range(0, len(flat), batch_size)]
-    finally:
-        G.train(was_training)
     images = torch.cat(out)
     return images.view(*z.shape[:-1], *images.shape[1:])
 
@@ -240,8 +235,7 @@ def find_generator(runs: str | os.PathLike[str] | None = None,
                 print(f"Passing over {where}: trained on {saved}, not {wanted}.")
             continue
         G = generator_from_state(ckpt["G"], where)
-        G = G.to(config.pick_device(device) if device is None or isinstance(device, str)
-                 else device).eval()
+        G = G.to(config.pick_device(device)).eval()
         if verbose:
             print(f"Loaded a trained {type(G).__name__} (latent dimension {G.latent_dim}, "
                   f"{ckpt.get('step', 0):,} training steps) from {where}.")

@@ -10,7 +10,8 @@ The lessons show these classes cell by cell; `tests/test_lesson_sources.py` keep
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import torch
 from torch import nn
@@ -166,6 +167,19 @@ class DCGAN64Discriminator(nn.Module):
         return self.net(x).view(-1)
 
 
+@contextmanager
+def eval_mode(module: nn.Module) -> Iterator[nn.Module]:
+    """Run `module` in eval mode (BatchNorm's running statistics, no dropout) and without
+    gradients inside the block; its training mode is restored afterwards."""
+    was_training = module.training
+    module.eval()
+    try:
+        with torch.no_grad():
+            yield module
+    finally:
+        module.train(was_training)
+
+
 def weights_init(m: nn.Module) -> None:
     """DCGAN paper initialisation: conv weights ~ N(0, 0.02); BatchNorm weight ~ N(1, 0.02), bias 0.
 
@@ -209,10 +223,8 @@ class ProjectionDiscriminator(nn.Module):
         base = d_cls(**kwargs)
         self.features, self.head = base.net[:-1], base.net[-1]
         shape = kwargs.get("image_shape") or (kwargs.get("channels", 1), size, size)
-        with torch.no_grad():
-            self.features.eval()
+        with eval_mode(self.features):
             n_features = self.features(torch.zeros(1, *shape)).numel()
-            self.features.train()
         self.embed = nn.Embedding(num_classes, n_features)
         nn.init.normal_(self.embed.weight, 0.0, 0.02)
 

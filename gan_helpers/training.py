@@ -35,6 +35,7 @@ from .checkpoints import (
     set_rng_state,
 )
 from .config import seed_everything
+from .models import eval_mode
 from .objectives import BCEObjective, Objective
 from .viz import save_grid
 
@@ -200,16 +201,11 @@ class TrainState:
     def stop_requested(self) -> bool:
         return self._stop.is_set()
 
-    @torch.no_grad()
     def samples(self) -> torch.Tensor:
         """The generator's images for the fixed noise batch (in eval mode), on the CPU."""
-        was_training = self.G.training
-        self.G.eval()
         cond = () if self.fixed_labels is None else (self.fixed_labels,)
-        try:
+        with eval_mode(self.G):
             return self.G(self.fixed_noise, *cond).cpu()
-        finally:
-            self.G.train(was_training)
 
     def checkpoint(self) -> dict[str, Any]:
         """What a checkpoint holds: enough to resume exactly where training is now."""
