@@ -46,7 +46,8 @@ def load_checkpoint(path: str | os.PathLike[str],
         raise CheckpointError(f"No checkpoint at {path}. Check the run folder's name.")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
-    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, zipfile.BadZipFile) as err:
+    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError,
+            zipfile.BadZipFile) as err:
         raise CheckpointError(
             f"Checkpoint {path} cannot be read: it is truncated or damaged ({err}). Use an earlier "
             "checkpoint, or delete it and train again."

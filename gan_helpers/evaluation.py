@@ -27,9 +27,7 @@ from __future__ import annotations
 
 import math
 import os
-import pickle
 import time
-import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -41,7 +39,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import config, data
-from .checkpoints import save_checkpoint
+from .checkpoints import CheckpointError, load_checkpoint, save_checkpoint
 from .models import eval_mode
 from .training import Callback, TrainState
 
@@ -175,11 +173,10 @@ def _load_cached(path: Path, key: str, device: torch.device) -> tuple[Classifier
     if not path.exists():
         return None, f"no cached classifier at {path}"
     try:
-        saved = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, zipfile.BadZipFile,
-            ValueError) as err:
-        return None, f"{path} cannot be read ({type(err).__name__})"
-    if not isinstance(saved, dict) or saved.get("format") != CLASSIFIER_FORMAT:
+        saved = load_checkpoint(path)
+    except CheckpointError as err:
+        return None, f"{path} cannot be read ({type(err.__cause__ or err).__name__})"
+    if saved.get("format") != CLASSIFIER_FORMAT:
         return None, f"{path} is not a classifier of gan_helpers"
     if saved.get("version") != VERSION or saved.get("key") != key:
         return None, (f"{path} is stale or foreign (it was trained for {saved.get('key')!r}, "
