@@ -49,6 +49,14 @@ def show_grid(images: torch.Tensor, nrow: int = 8, title: str | None = None,
     return ax
 
 
+def running_mean(values: Sequence[float] | torch.Tensor, smooth: int) -> torch.Tensor:
+    """The mean of each window of `smooth` consecutive values (fewer for short series: at most a
+    fifth of their length), in float64; `len(values) - k + 1` values for a window of k."""
+    t = torch.as_tensor(values, dtype=torch.float64)
+    k = max(1, min(smooth, len(t) // 5 or 1))
+    return t.unfold(0, k, 1).mean(1) if len(t) >= k else t[:0]
+
+
 def plot_history(history: Mapping[str, Sequence[float]], smooth: int = 20,
                  axes: Sequence[plt.Axes] | None = None) -> plt.Figure:
     """Plot the losses and D(x) / D(G(z)) of a training history, per step (smoothed)."""
@@ -58,20 +66,12 @@ def plot_history(history: Mapping[str, Sequence[float]], smooth: int = 20,
     else:
         fig = axes[0].figure
 
-    def smoothed(values: Sequence[float]) -> torch.Tensor:
-        t = torch.tensor(values, dtype=torch.float64)
-        k = max(1, min(smooth, len(t) // 5 or 1))
-        if k == 1:
-            return t
-        kernel = torch.ones(1, 1, k, dtype=torch.float64) / k
-        return torch.nn.functional.conv1d(t.view(1, 1, -1), kernel).view(-1)
-
     def draw(ax: plt.Axes, keys: Sequence[tuple[str, str]], title: str) -> None:
         ax.clear()
         for key, label in keys:
             values = history.get(key) or []
             if len(values):
-                y = smoothed(values)
+                y = running_mean(values, smooth)
                 x = torch.arange(len(values) - len(y), len(values)).numpy()
                 ax.plot(x, y.numpy(), label=label)
         ax.set_title(title)
@@ -105,10 +105,9 @@ def plot_grad_norms(histories: Mapping[str, Mapping[str, Sequence[float]]], smoo
             steps = torch.arange(1, len(values) + 1)
             keep = torch.isfinite(values)
             values, steps = values[keep], steps[keep]
-            k = max(1, min(smooth, len(values) // 5 or 1))
-            if len(values) >= k:
-                mean = values.unfold(0, k, 1).mean(1).clamp(min=1e-8)
-                ax.plot(steps[k - 1:].numpy(), mean.numpy(), label=name)
+            mean = running_mean(values, smooth).clamp(min=1e-8)
+            if len(mean):
+                ax.plot(steps[len(steps) - len(mean):].numpy(), mean.numpy(), label=name)
         ax.set_yscale("log")
         ax.set_title(f"{title}: gradient norm")
         ax.set_xlabel("step")
