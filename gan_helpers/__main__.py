@@ -111,14 +111,14 @@ def train(args: argparse.Namespace) -> int:
                          limit=args.limit, image_size=None if size == 28 else size)
     meta = {**recipe.settings(), "dataset": dataset, "batch_size": args.batch_size,
             "seed": args.seed}
-    n_setup = len(callbacks)
+    evaluating = None
     if args.eval_every or args.early_stop:
         from .evaluation import EvaluateEvery, Evaluator
 
         evaluator = Evaluator(dataset=dataset, device=device)
-        callbacks.append(EvaluateEvery(evaluator, every=args.eval_every or 1,
-                                       n=args.eval_samples, patience=args.early_stop,
-                                       keep_best=True))
+        evaluating = EvaluateEvery(evaluator, every=args.eval_every or 1, n=args.eval_samples,
+                                   patience=args.early_stop, keep_best=True)
+        callbacks.append(evaluating)
     print(f"Training {args.model} on {dataset} ({len(loader.images):,} images, "
           f"{len(loader)} steps per epoch) on {device} -> {out}")
     start = time.perf_counter()
@@ -130,21 +130,18 @@ def train(args: argparse.Namespace) -> int:
                       sync_every=args.sync_every, callbacks=callbacks)
     except NonFiniteLossError as err:
         print(f"error: {err}", file=sys.stderr)
-        history = err.history  # type: ignore[attr-defined]
-        _write_outputs(out, history)
-        if len(callbacks) > n_setup:
-            _write_metrics(out, history, callbacks[n_setup], args.eval_samples)
+        _write_outputs(out, err.history, evaluating)  # type: ignore[attr-defined]
         return 1
-    _write_outputs(out, history)
-    if len(callbacks) > n_setup:
-        _write_metrics(out, history, callbacks[n_setup], args.eval_samples)
+    _write_outputs(out, history, evaluating)
     print(f"{history.stop_reason} after {len(history['loss_d'])} steps in "
           f"{time.perf_counter() - start:.0f} s. Final grid: {out / 'final.png'}")
     return 0
 
 
-def _write_outputs(out: Path, history) -> None:
+def _write_outputs(out: Path, history, evaluating=None) -> None:
+    """losses.png, history.json and final.png; with an `EvaluateEvery`, the metrics too."""
     save_history_plot(history, out / "losses.png")
+
     def finite(v):  # NaN (e.g. G's gradient on WGAN-GP's critic-only steps) is not JSON: null
         return None if isinstance(v, float) and not math.isfinite(v) else v
 
@@ -153,13 +150,15 @@ def _write_outputs(out: Path, history) -> None:
          **{k: [finite(x) for x in v] for k, v in history.items()}}, allow_nan=False))
     if history.samples is not None:
         save_grid(history.samples, out / "final.png", scale=2)
+    if evaluating is not None:
+        _write_metrics(out, history, evaluating)
 
 
-def _write_metrics(out: Path, history, callback, n: int) -> None:
+def _write_metrics(out: Path, history, callback) -> None:
     """metrics.json (every evaluation, the reference values, the classifier) and quality.png."""
     from .evaluation import save_quality_plot
 
-    evaluator, entries = callback.evaluator, history.get("eval", [])
+    evaluator, entries, n = callback.evaluator, history.get("eval", []), callback.n
     references = evaluator.references(n=n)
     (out / "metrics.json").write_text(json.dumps({
         "dataset": evaluator.dataset, "samples": n,
