@@ -17,7 +17,7 @@ from torch import nn
 
 from . import dashboard
 from .models import eval_mode
-from .viz import grid_image
+from .viz import grid_image, show_grid
 
 
 def _device(G: nn.Module) -> torch.device:
@@ -50,19 +50,15 @@ def show_class_grid(G: nn.Module, class_names: Sequence[str], per_class: int = 1
                     seed: int = 0, title: str | None = None,
                     ax: plt.Axes | None = None) -> plt.Axes:
     """Show one row per class, labelled with its name; each column shares one noise vector."""
-    images = class_samples(G, per_class, seed=seed)
-    img = grid_image(images, nrow=per_class)
-    if ax is None:
-        _, ax = plt.subplots(figsize=(0.75 * per_class + 1.5, 0.75 * len(class_names)))
-    ax.imshow(img, cmap="gray", vmin=0, vmax=255, interpolation="nearest")
-    row = img.height / len(class_names)
+    ax = show_grid(class_samples(G, per_class, seed=seed), nrow=per_class, title=title,
+                   size=0.75 * per_class + 1.5, ax=ax)
+    ax.set_axis_on()  # show_grid hides the axes; the row labels are y tick labels
+    row = ax.images[0].get_array().shape[0] / len(class_names)
     ax.set_yticks([row * (i + 0.5) for i in range(len(class_names))], class_names)
     ax.set_xticks([])
     ax.tick_params(length=0)
     for side in ax.spines.values():
         side.set_visible(False)
-    if title:
-        ax.set_title(title)
     return ax
 
 

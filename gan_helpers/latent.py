@@ -466,8 +466,8 @@ class Explorer:
         fig.tight_layout()
         return fig
 
-    def _png(self) -> bytes:
-        img = grid_image(self.image().unsqueeze(0), padding=0)
+    def _png(self, image: torch.Tensor) -> bytes:
+        img = grid_image(image.unsqueeze(0), padding=0)
         buf = io.BytesIO()
         img.resize((self.size, self.size), Image.NEAREST).save(buf, format="png")
         return buf.getvalue()
@@ -476,9 +476,10 @@ class Explorer:
         """The ipywidgets explorer: an image, a slider per direction, a reset button."""
         import ipywidgets as w
 
-        picture = w.Image(value=self._png(), format="png",
+        image = self.image()
+        picture = w.Image(value=self._png(image), format="png",
                           layout=w.Layout(width=f"{self.size}px", height=f"{self.size}px"))
-        status = w.HTML(self.verdict(self.image()))
+        status = w.HTML(self.verdict(image))
         sliders = {name: w.FloatSlider(value=0.0, min=-self.span, max=self.span,
                                        step=self.span / 20, description=name,
                                        continuous_update=True, readout_format=".2f",
@@ -489,8 +490,9 @@ class Explorer:
 
         def redraw(_: Any = None) -> None:
             self.values = {name: s.value for name, s in sliders.items()}
-            picture.value = self._png()
-            status.value = self.verdict(self.image())
+            image = self.image()  # generated once per move, for the picture and the verdict
+            picture.value = self._png(image)
+            status.value = self.verdict(image)
 
         def on_reset(_: Any) -> None:
             for s in sliders.values():

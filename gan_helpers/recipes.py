@@ -23,7 +23,7 @@ from .checkpoints import load_checkpoint
 from .config import seed_everything
 from .models import CONDITIONAL, InstanceNoise, build_gan
 from .objectives import BCEObjective, Objective, make_objective
-from .training import AnnealNoise, Callback, fit
+from .training import AnnealNoise, Callback, SpeedOptions, fit
 
 
 @dataclass
@@ -110,7 +110,7 @@ class Recipe:
             D = InstanceNoise(D, self.instance_noise)
             callbacks.append(AnnealNoise(D))
         G, D = G.to(device), D.to(device)
-        fused = torch.device(device).type == "cuda" or None
+        fused = SpeedOptions().use_fused_adam(torch.device(device))
         opt_g = torch.optim.Adam(G.parameters(), lr=s["lr_g"], betas=s["betas"], fused=fused)
         opt_d = torch.optim.Adam(D.parameters(), lr=s["lr_d"], betas=s["betas"], fused=fused)
         return Parts(G, D, self.objective(), opt_g, opt_d, callbacks)
