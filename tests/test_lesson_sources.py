@@ -7,15 +7,15 @@ other to edit.
 
 from __future__ import annotations
 
-import ast
 import json
-import re
+import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-MARK = re.compile(r"# From gan_helpers/(\w+)\.py")
+sys.path.insert(0, str(ROOT / "tools"))
+from notebooks import definitions, package_definitions, shown_cells, source  # noqa: E402
 
 # What each lesson must show (so a lesson cannot quietly stop showing it).
 REQUIRED = {
@@ -27,28 +27,18 @@ REQUIRED = {
 }
 
 
-def definitions(source: str) -> dict[str, str]:
-    tree = ast.parse(source)
-    return {node.name: ast.get_source_segment(source, node) for node in tree.body
-            if isinstance(node, (ast.ClassDef, ast.FunctionDef))}
+def all_shown_cells() -> list[tuple[str, str, str]]:
+    """`(notebook, module, code)` for every cell of every lesson that shows package code."""
+    return [(path.name, module, source(cell))
+            for path in sorted((ROOT / "notebooks").glob("*.ipynb"))
+            for cell, module in shown_cells(json.loads(path.read_text()))]
 
 
-def shown_cells() -> list[tuple[str, str, str]]:
-    found = []
-    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
-        for cell in json.loads(path.read_text())["cells"]:
-            src = "".join(cell["source"])
-            match = MARK.match(src)
-            if cell["cell_type"] == "code" and match:
-                found.append((path.name, match.group(1), src))
-    return found
-
-
-@pytest.mark.parametrize("notebook,module,source", shown_cells(),
+@pytest.mark.parametrize("notebook,module,shown_code", all_shown_cells(),
                          ids=lambda v: v if isinstance(v, str) and len(v) < 40 else "")
-def test_lesson_code_equals_package_code(notebook, module, source):
-    package = definitions((ROOT / "gan_helpers" / f"{module}.py").read_text())
-    shown = definitions(source)
+def test_lesson_code_equals_package_code(notebook, module, shown_code):
+    package = package_definitions(module)
+    shown = definitions(shown_code)
     assert shown, f"{notebook}: a cell marked as from gan_helpers/{module}.py defines nothing"
     for name, code in shown.items():
         assert name in package, f"{notebook} shows {name}, which gan_helpers/{module}.py lacks"
@@ -59,14 +49,14 @@ def test_lesson_code_equals_package_code(notebook, module, source):
 @pytest.mark.parametrize("notebook", sorted(REQUIRED))
 def test_lessons_show_their_models_and_step(notebook):
     shown = set()
-    for name, _, source in shown_cells():
+    for name, _, shown_code in all_shown_cells():
         if name == notebook:
-            shown |= set(definitions(source))
+            shown |= set(definitions(shown_code))
     assert REQUIRED[notebook] <= shown, f"{notebook} no longer shows {REQUIRED[notebook] - shown}"
 
 
 def test_drift_is_detected():
     """The comparison itself fails on a one-character change."""
-    package = definitions((ROOT / "gan_helpers" / "models.py").read_text())
+    package = package_definitions("models")
     edited = package["weights_init"].replace("0.02", "0.03", 1)
     assert definitions(edited)["weights_init"] != package["weights_init"]

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import functools
 import json
 import re
 import sys
@@ -111,17 +112,21 @@ def fix(path: Path) -> None:
     if cells[1]["cell_type"] == "code" and source(cells[1]).startswith(SETUP_MARK):
         cells[1].update(setup)
     else:
-        if nb.get("nbformat_minor", 0) >= 5:  # cell ids are required from nbformat 4.5
-            setup["id"] = uuid.uuid4().hex[:8]
         cells.insert(1, setup)
+    needs_ids = nb.get("nbformat_minor", 0) >= 5  # cell ids are required from nbformat 4.5
     for cell in cells:
-        if nb.get("nbformat_minor", 0) >= 5 and "id" not in cell:
+        if needs_ids and "id" not in cell:
             cell["id"] = uuid.uuid4().hex[:8]
         if cell["cell_type"] == "code":
             cell["outputs"], cell["execution_count"] = [], None
         if isinstance(cell.get("source"), list):
             cell["source"] = "".join(cell["source"])
         cell.get("metadata", {}).pop("execution", None)
+    write_notebook(path, nb)
+
+
+def write_notebook(path: Path, nb: dict) -> None:
+    """Write a notebook as JSON the way Jupyter does (indent 1, UTF-8, final newline)."""
     path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
 
 
@@ -135,16 +140,29 @@ def definitions(code: str) -> dict[str, str]:
             if isinstance(node, (ast.ClassDef, ast.FunctionDef))}
 
 
+@functools.cache
+def package_definitions(module: str) -> dict[str, str]:
+    """The classes and functions of `gan_helpers/<module>.py`, by name (read once)."""
+    return definitions((ROOT / "gan_helpers" / f"{module}.py").read_text())
+
+
+def shown_cells(nb: dict) -> list[tuple[dict, str]]:
+    """The code cells of notebook `nb` that show package code, as `(cell, module)` pairs."""
+    found = []
+    for cell in nb["cells"]:
+        match = SHOWN_RE.match(source(cell))
+        if cell["cell_type"] == "code" and match:
+            found.append((cell, match.group(1)))
+    return found
+
+
 def sync(path: Path) -> bool:
     """Replace the package code shown in `path` with the package's current code; True if changed."""
     nb = json.loads(path.read_text())
     changed = False
-    for cell in nb["cells"]:
+    for cell, module in shown_cells(nb):
         src = source(cell)
-        match = SHOWN_RE.match(src)
-        if cell["cell_type"] != "code" or not match:
-            continue
-        package = definitions((ROOT / "gan_helpers" / f"{match.group(1)}.py").read_text())
+        package = package_definitions(module)
         new = src
         for name, code in definitions(src).items():
             if name in package and code != package[name]:
@@ -152,7 +170,7 @@ def sync(path: Path) -> bool:
         if new != src:
             cell["source"], changed = new, True
     if changed:
-        path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+        write_notebook(path, nb)
     return changed
 
 
