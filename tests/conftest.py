@@ -48,6 +48,19 @@ def write_dataset(folder: Path, n_train: int = 256, n_test: int = 64,
     return arrays
 
 
+class _FakeKernelShell:
+    kernel = object()  # no do_one_iteration: the ipykernel 7 path
+
+
+@pytest.fixture
+def widgets_mode(monkeypatch):
+    """Pretend to run in a Jupyter kernel, so widgets are built (and displayed nowhere)."""
+    from gan_helpers import dashboard
+
+    monkeypatch.setattr(dashboard, "_kernel_shell", lambda: _FakeKernelShell())
+    monkeypatch.setattr("IPython.display.display", lambda *a, **k: None)
+
+
 @pytest.fixture
 def tiny_data(tmp_path, monkeypatch) -> dict:
     """A 256-image Fashion-MNIST stand-in in `tmp_path/data`, selected through the environment."""

@@ -7,13 +7,8 @@ import pytest
 from benchmarks import bench_loader
 
 
-@pytest.fixture
-def bench():
-    return bench_loader
-
-
-def test_benchmark_prints_and_returns_positive_figures(bench, tiny_data, capsys):
-    results = bench.main(["--limit", "200", "--repeats", "1", "--batch-size", "64"])
+def test_benchmark_prints_and_returns_positive_figures(tiny_data, capsys):
+    results = bench_loader.main(["--limit", "200", "--repeats", "1", "--batch-size", "64"])
     for key in ("classic", "fast"):
         assert results[key]["batches"] == 4  # 200 images in batches of 64, the last one partial
         assert results[key]["seconds"] > 0
@@ -24,6 +19,6 @@ def test_benchmark_prints_and_returns_positive_figures(bench, tiny_data, capsys)
     assert "classic" in out and "fast / classic" in out
 
 
-def test_benchmark_rejects_bad_arguments(bench):
+def test_benchmark_rejects_bad_arguments():
     with pytest.raises(SystemExit):
-        bench.main(["--repeats", "0"])
+        bench_loader.main(["--repeats", "0"])

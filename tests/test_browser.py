@@ -146,10 +146,12 @@ def wait_for_output(page, selector: str, what: str, timeout_ms: int):
     return target
 
 
-@pytest.fixture
-def jupyterlab(tmp_path):
-    """JupyterLab serving copies of lessons 04 and 06 (it autosaves into the file it opened)."""
+@pytest.fixture(scope="module")
+def jupyterlab(tmp_path_factory):
+    """One JupyterLab for this module's tests, serving copies of lessons 04 and 06 (it autosaves
+    into the files it opened); each lesson runs in its own kernel."""
     _require_browser()
+    tmp_path = tmp_path_factory.mktemp("jupyterlab")
     work = tmp_path / "work"
     work.mkdir()
     for lesson in (LESSON, LESSON_06):

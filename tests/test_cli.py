@@ -54,11 +54,12 @@ def test_conditional_model_and_stabilisers_from_the_command_line(tiny_data, tmp_
     assert main(["train", "--model", "cdcgan", "--epochs", "1", "--batch-size", "64",
                  "--out", str(out), "--spectral-norm", "--instance-noise", "0.1",
                  "--label-smoothing", "0.9", "--loss", "saturating"]) == 0
-    meta = load_checkpoint(out / "checkpoint.pt")["meta"]
+    ckpt = load_checkpoint(out / "checkpoint.pt")
+    meta = ckpt["meta"]
     assert meta["model"] == "cdcgan" and meta["spectral_norm"] and meta["instance_noise"] == 0.1
     assert meta["d_kwargs"] == {"norm": "none"}
     assert "saturating=True, real_label=0.9" in meta["objective"]
-    assert load_checkpoint(out / "checkpoint.pt")["fixed_labels"] is not None
+    assert ckpt["fixed_labels"] is not None
 
     out = tmp_path / "wgan"
     assert main(["train", "--model", "dcgan", "--epochs", "1", "--batch-size", "64",

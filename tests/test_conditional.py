@@ -47,9 +47,7 @@ def test_class_grid_labels_every_row():
     assert [t.get_text() for t in ax.get_yticklabels()] == CLASSES
 
 
-def test_class_picker_redraws_on_click_and_on_a_new_class(monkeypatch):
-    monkeypatch.setattr(conditional.dashboard, "in_kernel", lambda: True)
-    monkeypatch.setattr("IPython.display.display", lambda *a, **k: None)
+def test_class_picker_redraws_on_click_and_on_a_new_class(widgets_mode):
     picker = conditional.ClassPicker(small_conditional_g(), CLASSES, n=4)
     assert picker.show() is None  # a returned widget would be displayed a second time
     first = bytes(picker.image.value)

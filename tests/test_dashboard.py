@@ -2,21 +2,10 @@
 
 from __future__ import annotations
 
-import pytest
 from test_training import small_gan, tiny_loader
 
 from gan_helpers import dashboard
 from gan_helpers.training import Callback, fit
-
-
-class _FakeKernelShell:
-    kernel = object()  # no do_one_iteration: the ipykernel 7 path
-
-
-@pytest.fixture
-def widgets_mode(monkeypatch):
-    """Pretend to run in a Jupyter kernel, so the dashboard builds its widgets."""
-    monkeypatch.setattr(dashboard, "_kernel_shell", lambda: _FakeKernelShell())
 
 
 def test_refreshes_are_throttled_whatever_the_step_rate(widgets_mode):

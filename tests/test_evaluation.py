@@ -8,6 +8,8 @@ import math
 
 import pytest
 import torch
+from test_conditional import small_conditional_g
+from test_training import small_gan
 
 from benchmarks import bench_time_to_quality
 from gan_helpers import evaluation, models
@@ -125,12 +127,6 @@ def test_training_the_classifier_leaves_the_global_random_state_alone(tiny_data)
 # ----------------------------------------------------------------------------- evaluator
 
 
-def small_gan():
-    torch.manual_seed(0)
-    return models.MLPGenerator(latent_dim=16, hidden=(32, 64)), models.MLPDiscriminator(
-        hidden=(64, 32))
-
-
 @pytest.fixture
 def evaluator(tiny_data):
     return evaluation.Evaluator(evaluation.load_classifier(**TINY, device="cpu", verbose=False),
@@ -201,8 +197,7 @@ def test_evaluations_every_n_steps(evaluator):
 
 
 def test_conditional_accuracy_asks_for_every_class(evaluator):
-    torch.manual_seed(0)
-    G = models.ConditionalGenerator("mlp", latent_dim=8, num_classes=10, hidden=(16,))
+    G = small_conditional_g()
     accuracy, per_class = evaluator.conditional_accuracy(G, n=100)
     assert len(per_class) == 10 and 0 <= accuracy <= 1
     assert accuracy == pytest.approx(sum(per_class) / 10)  # 10 images of each class
@@ -215,15 +210,10 @@ def test_conditional_accuracy_asks_for_every_class(evaluator):
 # ----------------------------------------------------------------------------- the benchmark
 
 
-@pytest.fixture
-def bench():
-    return bench_time_to_quality
-
-
-def test_benchmark_runs_end_to_end_with_a_tiny_setting(bench, tiny_data, capsys):
-    results = bench.main(["--budget", "1", "--times", "0.5,1", "--samples", "100",
-                          "--classifier-epochs", "1", "--classifier-limit", "256",
-                          "--batch-size", "64"])
+def test_benchmark_runs_end_to_end_with_a_tiny_setting(tiny_data, capsys):
+    results = bench_time_to_quality.main(["--budget", "1", "--times", "0.5,1", "--samples", "100",
+                                          "--classifier-epochs", "1", "--classifier-limit", "256",
+                                          "--batch-size", "64"])
     assert set(results["models"]) == {"classic MLP (baseline)", "MLP GAN", "DCGAN"}
     for run in results["models"].values():
         assert [p["time"] for p in run["table"]] == [0.5, 1.0]

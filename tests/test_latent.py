@@ -10,7 +10,7 @@ import pytest
 import torch
 from test_training import tiny_loader
 
-from gan_helpers import dashboard, latent, models
+from gan_helpers import latent, models
 from gan_helpers.checkpoints import CheckpointError, save_checkpoint
 from gan_helpers.training import CHECKPOINT_FORMAT, fit
 
@@ -278,11 +278,7 @@ def test_explorer_shows_a_static_grid_without_a_kernel():
     assert explorer.mode == "static" and explorer.widget is None
 
 
-def test_explorer_sliders_redraw_the_image(monkeypatch):
-    class FakeKernelShell:
-        kernel = object()
-
-    monkeypatch.setattr(dashboard, "_kernel_shell", lambda: FakeKernelShell())
+def test_explorer_sliders_redraw_the_image(widgets_mode):
     G = tiny_generator()
     direction = torch.randn(16) * 3
     explorer = latent.Explorer(G, torch.randn(16), {"a": direction}, evaluator=None)

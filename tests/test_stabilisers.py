@@ -10,7 +10,7 @@ import torch
 from test_training import tiny_loader
 
 from gan_helpers import models, objectives
-from gan_helpers.checkpoints import load_checkpoint
+from gan_helpers.checkpoints import load_checkpoint, save_checkpoint
 from gan_helpers.recipes import Recipe, run_recipe
 from gan_helpers.training import STATS, AnnealNoise, Callback, fit, grad_norm, train_step
 
@@ -279,8 +279,6 @@ def test_gradient_norm_plot_skips_steps_without_an_update():
 
 
 def test_resuming_a_checkpoint_from_before_the_gradient_norms_pads_them(tmp_path):
-    from gan_helpers.checkpoints import save_checkpoint
-
     torch.manual_seed(0)
     G, D = models.MLPGenerator(latent_dim=16, hidden=(32,)), models.MLPDiscriminator(hidden=(32,))
     fit(G, D, tiny_loader(), epochs=1, run_dir=tmp_path, progress=False)

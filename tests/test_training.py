@@ -10,9 +10,10 @@ import torch
 from conftest import make_images
 
 from gan_helpers import data, models
+from gan_helpers.baseline import plain_step
 from gan_helpers.checkpoints import CheckpointError, load_checkpoint
 from gan_helpers.objectives import BCEObjective
-from gan_helpers.training import Callback, NonFiniteLossError, fit, train_step
+from gan_helpers.training import Callback, NonFiniteLossError, SpeedOptions, fit, train_step
 
 
 def small_gan(kind: str = "mlp", seed: int = 0):
@@ -222,7 +223,6 @@ def test_checkpoint_of_another_architecture_gets_a_clear_error(tmp_path):
 def test_optimised_step_matches_the_plain_classic_step(kind):
     """One fake batch, D frozen for G's pass, set_to_none: same losses and weights as the
     classic step that runs G twice."""
-    from gan_helpers.baseline import plain_step
 
     results = []
     for step in (train_step, plain_step):
@@ -242,7 +242,6 @@ def test_optimised_step_matches_the_plain_classic_step(kind):
 
 
 def test_speed_options_keep_training_correct():
-    from gan_helpers.training import SpeedOptions
 
     runs = []
     for speed in (SpeedOptions(), SpeedOptions(channels_last=True)):
