@@ -80,8 +80,7 @@ def time_project(kind: str, loader, device: torch.device, steps: int,
 def peak_memory_mb(kind: str, pipeline: str, device: str, dataset: str | None) -> float:
     """Peak memory of a short run of one pipeline, measured in a fresh process."""
     code = f"""
-import resource, sys, torch
-sys.argv = ["x"]
+import resource, torch
 from benchmarks.bench_speed import time_classic, time_project
 from gan_helpers import data
 device = torch.device({device!r})
@@ -127,7 +126,7 @@ def main(argv: list[str] | None = None) -> dict:
     results = {}
     for kind in args.models:
         runs = {"classic": [], "project": []}
-        time_project(kind, fast, device, 3)  # warm-up of both code paths
+        time_project(kind, fast, device, 3)  # warm-up (time_classic warms itself)
         for _ in range(args.repeats):
             runs["classic"].append(time_classic(kind, classic, device, args.steps))
             runs["project"].append(time_project(kind, fast, device, args.steps))
@@ -153,10 +152,12 @@ def main(argv: list[str] | None = None) -> dict:
             "batch 256": (None, SpeedOptions(), 256),
         }
         threads = torch.get_num_threads()
+        loaders = {bs: fast if bs == fast.batch_size else data.make_loader(
+            args.dataset, batch_size=bs, device=device, limit=args.limit)
+            for bs in {bs for _, _, bs in variants.values()}}  # each batch size loaded once
         for kind in args.models:
             for name, (n_threads, speed, bs) in variants.items():
-                loader = data.make_loader(args.dataset, batch_size=bs, device=device,
-                                          limit=args.limit)
+                loader = loaders[bs]
                 torch.set_num_threads(n_threads or threads)
                 try:
                     t0 = time.perf_counter()
