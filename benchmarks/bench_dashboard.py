@@ -17,7 +17,7 @@ import nbformat
 from nbclient import NotebookClient
 
 CODE = """
-import json, time, torch
+import json, time
 from gan_helpers import data, models
 from gan_helpers.dashboard import Dashboard
 from gan_helpers.training import fit
@@ -29,7 +29,7 @@ def run(refresh_s):
     callbacks = [] if refresh_s is None else [Dashboard(refresh_s=refresh_s)]
     start = time.perf_counter()
     fit(G, D, loader, epochs=100, max_steps={steps}, progress=False, callbacks=callbacks)
-    return {steps} * 128 / (time.perf_counter() - start)
+    return {steps} * loader.batch_size / (time.perf_counter() - start)
 
 run(None)  # warm-up
 results = {{"off": [], **{{f"on, refresh {{r}} s": [] for r in {refresh}}}}}
