@@ -180,6 +180,27 @@ def eval_mode(module: nn.Module) -> Iterator[nn.Module]:
         module.train(was_training)
 
 
+def generate(G: nn.Module, z: torch.Tensor, labels: torch.Tensor | None = None,
+             batch_size: int = 500) -> torch.Tensor:
+    """`G`'s images for latent vectors `z` `(..., d)` (and a conditional `G`'s `labels`, shaped
+    like `z` without its last dimension): `(..., C, H, W)` on the CPU, clamped to [-1, 1].
+
+    Eval mode (BatchNorm uses its running statistics, so one image does not depend on the others
+    in its batch), no gradients, `batch_size` images at a time (memory stays flat); `G`'s training
+    mode is restored afterwards. The one way the package draws samples from a generator.
+    """
+    device = next(G.parameters()).device
+    flat = z.reshape(-1, z.shape[-1])
+    flat_labels = None if labels is None else labels.reshape(-1)
+    out = []
+    with eval_mode(G):
+        for i in range(0, len(flat), batch_size):
+            cond = () if flat_labels is None else (flat_labels[i:i + batch_size].to(device),)
+            out.append(G(flat[i:i + batch_size].to(device), *cond).clamp(-1, 1).cpu())
+    images = torch.cat(out)
+    return images.view(*z.shape[:-1], *images.shape[1:])
+
+
 def weights_init(m: nn.Module) -> None:
     """DCGAN paper initialisation: conv weights ~ N(0, 0.02); BatchNorm weight ~ N(1, 0.02), bias 0.
 
