@@ -1,22 +1,26 @@
-"""The command line: `python -m gan_helpers train --model dcgan --epochs 5 --out runs/dcgan`.
+"""The command line: train a GAN, draw samples from a run, and measure a run's quality.
 
-The run folder gets a grid of samples per epoch (`grids/`), the final grid (`final.png`), the
-loss curves (`losses.png`), the history (`history.json`) and `checkpoint.pt`; `--resume`
-continues from that checkpoint exactly. `--eval-every N` scores the generator every N epochs
-(`gan_helpers.evaluation`): `metrics.json`, `quality.png` and `best.pt` (the best checkpoint by
-classifier FID) join them; `--early-stop K` stops when the FID has not improved for K evaluations.
+    python -m gan_helpers train --model dcgan --epochs 5 --out runs/dcgan
+    python -m gan_helpers sample runs/dcgan --n 64 --out samples.png
+    python -m gan_helpers evaluate runs/dcgan --n 5000
+
+`train` fills the run folder: a grid of samples per epoch (`grids/`), `checkpoint.pt`, the
+history (`history.json`), the final grid (`final.png`) and the loss curves (`losses.png`).
+`--resume` continues the run exactly, under the settings it was made with; training into a
+folder that holds a run needs `--resume` or `--overwrite`. `--eval-every N` scores the generator
+every N epochs: `metrics.json`, `quality.png` and `best.pt` (the best checkpoint by classifier
+FID) join them; `--early-stop K` stops when the FID has not improved for K evaluations.
 
 `--model cdcgan` (or `cmlp`) trains a conditional GAN (lesson 06); `--loss` picks the objective and
-`--spectral-norm`, `--label-smoothing` and `--instance-noise` the stabilisers of lesson 08:
-
-    python -m gan_helpers train --model dcgan --loss wgan-gp --epochs 5
+`--spectral-norm`, `--label-smoothing` and `--instance-noise` the stabilisers of lesson 08.
+`sample` and `evaluate` rebuild the generator from what its checkpoint records (the best one when
+there is one), so they need no model options.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -24,38 +28,109 @@ from pathlib import Path
 import torch
 
 from . import config
-from .checkpoints import CheckpointError
-from .data import DatasetCorruptError, DatasetUnavailableError, make_loader
-from .models import CONDITIONAL, MODELS
+from .checkpoints import RunFiles, load_generator
+from .data import make_loader
+from .errors import GanHelpersError
+from .images import save_grid
+from .models import CONDITIONAL, MODELS, generate
 from .objectives import OBJECTIVES
 from .recipes import Recipe
 from .training import NonFiniteLossError, SpeedOptions, fit
-from .viz import save_grid, save_history_plot
+
+TRAIN_IMAGES = 60_000
+"""The size of the training split of MNIST and of Fashion-MNIST."""
+
+
+# ----------------------------------------------------------------------------- argument types
+
+
+def _number(kind: type, low: float, low_ok: bool = True, high: float | None = None):
+    """An argparse type: a `kind` (int or float) at least `low` (above it if not `low_ok`),
+    at most `high`; anything else is refused with the allowed range."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a {kind.__name__}") from None
+        if value < low or (value == low and not low_ok) or (high is not None and value > high):
+            allowed = f"{'at least' if low_ok else 'above'} {low:g}"
+            allowed += f" and at most {high:g}" if high is not None else ""
+            raise argparse.ArgumentTypeError(f"{text} is out of range: it must be {allowed}")
+        return value
+    parse.__name__ = kind.__name__
+    return parse
+
+
+POSITIVE = _number(int, 1)
+NON_NEGATIVE = _number(int, 0)
+RATE = _number(float, 0.0, low_ok=False)
+BETA = _number(float, 0.0, high=0.9999)
+LABEL = _number(float, 0.5, low_ok=False, high=1.0)
+SIGMA = _number(float, 0.0)
+
+
+def _device(text: str) -> torch.device:
+    """An argparse type: a device that exists here (cpu, cuda, cuda:1, mps)."""
+    try:
+        return config.pick_device(text)
+    except (RuntimeError, ValueError) as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+# ----------------------------------------------------------------------------- the parser
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m gan_helpers", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m gan_helpers", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    t = sub.add_parser("train", help="train a GAN headlessly")
+    _train_options(sub.add_parser("train", help="train a GAN headlessly"))
+    s = sub.add_parser("sample", help="a grid (PNG) or tensor (.pt) of samples from a run")
+    _run_options(s)
+    s.add_argument("--n", type=POSITIVE, default=64, help="how many samples (default 64)")
+    s.add_argument("--class", dest="label", type=NON_NEGATIVE, default=None, metavar="K",
+                   help="only class K (conditional models)")
+    s.add_argument("--seed", type=int, default=0, help="the noise's seed (default 0)")
+    s.add_argument("--out", type=Path, default=None,
+                   help="a .png grid or a .pt tensor (default: RUN_DIR/samples.png)")
+    e = sub.add_parser("evaluate", help="classifier FID, IS, coverage and confidence of a run")
+    _run_options(e)
+    e.add_argument("--n", type=_number(int, 2), default=5000,
+                   help="generated images to score (default 5000)")
+    e.add_argument("--seed", type=int, default=0, help="the noise's seed (default 0)")
+    return parser
+
+
+def _run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("run", type=Path, metavar="RUN_DIR", help="a run folder made by train")
+    p.add_argument("--checkpoint", choices=["best", "last"], default=None,
+                   help="best.pt or checkpoint.pt (default: best.pt if there is one)")
+    p.add_argument("--device", type=_device, default=None, help="cpu, cuda, mps")
+
+
+def _train_options(t: argparse.ArgumentParser) -> None:
     t.add_argument("--model", choices=[*MODELS, *CONDITIONAL], default="dcgan",
                    help="cmlp and cdcgan are conditional (lesson 06)")
-    t.add_argument("--epochs", type=int, default=5)
-    t.add_argument("--dataset", default=None, help="mnist or fashion-mnist (default: $GAN_DATASET,"
-                   " else mnist)")
-    t.add_argument("--out", type=Path, default=None, help="run folder (default: runs/MODEL)")
-    t.add_argument("--batch-size", type=int, default=128)
-    t.add_argument("--lr", type=float, default=None,
+    t.add_argument("--epochs", type=POSITIVE, default=5)
+    t.add_argument("--dataset", choices=config.DATASETS, default=None,
+                   help="default: $GAN_DATASET, else mnist")
+    t.add_argument("--out", type=Path, default=None,
+                   help="run folder (default: runs/DATASET/MODEL)")
+    t.add_argument("--resume", action="store_true", help="continue the run in OUT")
+    t.add_argument("--overwrite", action="store_true", help="replace the run in OUT")
+    t.add_argument("--batch-size", type=POSITIVE, default=128)
+    t.add_argument("--lr", type=RATE, default=None,
                    help="Adam's learning rate (default 2e-4; 1e-4 with --loss wgan-gp)")
-    t.add_argument("--betas", type=float, nargs=2, default=None, metavar=("B1", "B2"),
+    t.add_argument("--betas", type=BETA, nargs=2, default=None, metavar=("B1", "B2"),
                    help="Adam's betas (default 0.5 0.999; 0.0 0.9 with --loss wgan-gp)")
     t.add_argument("--lr-schedule", choices=["linear"], default=None,
                    help="decay the learning rates linearly to 0 over the run")
-    t.add_argument("--latent-dim", type=int, default=100)
+    t.add_argument("--latent-dim", type=POSITIVE, default=100)
     t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--device", default=None, help="cpu, cuda, mps (default: the best available)")
-    t.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
-    t.add_argument("--limit", type=int, default=None, help="train on the first N images only")
-    t.add_argument("--max-steps", type=int, default=None, help="stop after N steps in total")
+    t.add_argument("--device", type=_device, default=None,
+                   help="cpu, cuda, mps (default: the best available)")
+    t.add_argument("--limit", type=POSITIVE, default=None, help="train on the first N images")
+    t.add_argument("--max-steps", type=POSITIVE, default=None, help="stop after N steps in all")
     st = t.add_argument_group("objective and stabilisers (lesson 08)")
     st.add_argument("--loss", choices=list(OBJECTIVES), default="bce",
                     help="bce: non-saturating (default); saturating: the minimax original; "
@@ -65,124 +140,171 @@ def build_parser() -> argparse.ArgumentParser:
                          "wgan-gp; none with --spectral-norm)")
     st.add_argument("--spectral-norm", action="store_true",
                     help="spectral normalisation on the discriminator's layers")
-    st.add_argument("--label-smoothing", type=float, default=None, metavar="LABEL",
-                    help="one-sided label smoothing: label real images LABEL (e.g. 0.9)")
-    st.add_argument("--instance-noise", type=float, default=0.0, metavar="SIGMA",
+    st.add_argument("--label-smoothing", type=LABEL, default=None, metavar="LABEL",
+                    help="one-sided label smoothing: label real images LABEL (0.5 < LABEL <= 1)")
+    st.add_argument("--instance-noise", type=SIGMA, default=0.0, metavar="SIGMA",
                     help="add Gaussian noise of std SIGMA to D's inputs, annealed to 0")
     fast = t.add_argument_group("speed (see the README's 'Training speed')")
     fast.add_argument("--amp", choices=["bf16"], default=None, help="bfloat16 autocast")
     fast.add_argument("--compile", action="store_true", help="torch.compile both networks")
     fast.add_argument("--channels-last", action="store_true", help="channels-last memory format")
-    fast.add_argument("--threads", type=int, default=None, help="CPU threads for PyTorch")
-    fast.add_argument("--sync-every", type=int, default=None,
+    fast.add_argument("--threads", type=POSITIVE, default=None, help="CPU threads for PyTorch")
+    fast.add_argument("--sync-every", type=POSITIVE, default=None,
                       help="read the losses back from the device every N steps")
     ev = t.add_argument_group("evaluation (see the README's 'Measuring quality')")
-    ev.add_argument("--eval-every", type=int, default=0, metavar="N",
+    ev.add_argument("--eval-every", type=NON_NEGATIVE, default=0, metavar="N",
                     help="score the generator every N epochs (classifier FID, IS, coverage); "
                          "writes metrics.json, quality.png and best.pt")
-    ev.add_argument("--eval-samples", type=int, default=5000, metavar="N",
+    ev.add_argument("--eval-samples", type=_number(int, 2), default=5000, metavar="N",
                     help="generated images per evaluation (default 5000)")
-    ev.add_argument("--early-stop", type=int, default=None, metavar="K",
+    ev.add_argument("--early-stop", type=POSITIVE, default=None, metavar="K",
                     help="stop when the FID has not improved for K evaluations "
                          "(implies --eval-every 1 unless given)")
-    return parser
 
 
-def train(args: argparse.Namespace) -> int:
+def _checked_train_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Recipe:
+    """What argparse cannot check alone, before any work: the options together, and the run
+    folder. Returns the recipe; an error exits with status 2 and says what is allowed."""
+    if args.resume and args.overwrite:
+        parser.error("--resume continues the run in OUT and --overwrite replaces it: pick one")
+    images = min(args.limit or TRAIN_IMAGES, TRAIN_IMAGES)
+    if args.batch_size > images:
+        parser.error(f"--batch-size {args.batch_size} is larger than the {images:,} training "
+                     "images: use a smaller batch (or a larger --limit)")
+    args.out = args.out or config.runs_dir(dataset=config.dataset_name(args.dataset)) / args.model
+    files = RunFiles(args.out)
+    if args.resume and not files.checkpoint.exists():
+        parser.error(f"--resume, but there is no checkpoint at {files.checkpoint}")
+    if files.checkpoint.exists() and not (args.resume or args.overwrite):
+        parser.error(f"{args.out} already holds a run: add --resume to continue it, --overwrite "
+                     "to replace it, or choose another --out")
+    try:
+        return Recipe(model=args.model, loss=args.loss, lr_g=args.lr, lr_d=args.lr,
+                      betas=tuple(args.betas) if args.betas else None, d_norm=args.d_norm,
+                      spectral_norm=args.spectral_norm, label_smoothing=args.label_smoothing,
+                      instance_noise=args.instance_noise, latent_dim=args.latent_dim)
+    except ValueError as err:
+        parser.error(str(err))
+
+
+# ----------------------------------------------------------------------------- the commands
+
+
+def train(args: argparse.Namespace, recipe: Recipe) -> int:
     dataset = config.dataset_name(args.dataset)
-    device = config.pick_device(args.device)
-    out = args.out or config.runs_dir() / args.model
-    if args.resume and not (out / "checkpoint.pt").exists():
-        print(f"error: --resume, but there is no checkpoint at {out / 'checkpoint.pt'}",
-              file=sys.stderr)
-        return 2
+    device = args.device or config.pick_device()
     if args.threads:
         torch.set_num_threads(args.threads)
-    speed = SpeedOptions(amp=args.amp, compile=args.compile, channels_last=args.channels_last)
-    recipe = Recipe(model=args.model, loss=args.loss, lr_g=args.lr, lr_d=args.lr,
-                    betas=tuple(args.betas) if args.betas else None, d_norm=args.d_norm,
-                    spectral_norm=args.spectral_norm, label_smoothing=args.label_smoothing,
-                    instance_noise=args.instance_noise, latent_dim=args.latent_dim)
     config.seed_everything(args.seed)  # the networks' initial weights too
     parts = recipe.build(device)
     size = MODELS[recipe.base_model][2]
-    callbacks = list(parts.callbacks)
     loader = make_loader(dataset, batch_size=args.batch_size, device=device, seed=args.seed,
                          limit=args.limit, image_size=None if size == 28 else size)
-    meta = {**recipe.settings(), "dataset": dataset, "batch_size": args.batch_size,
-            "seed": args.seed}
-    evaluating = None
+    callbacks, evaluating = list(parts.callbacks), None
     if args.eval_every or args.early_stop:
-        from .evaluation import EvaluateEvery, Evaluator
+        from .evaluation import EvaluateEvery
 
-        evaluator = Evaluator(dataset=dataset, device=device)
-        evaluating = EvaluateEvery(evaluator, every=args.eval_every or 1, n=args.eval_samples,
+        evaluating = EvaluateEvery(every=args.eval_every or 1, n=args.eval_samples,
                                    patience=args.early_stop, keep_best=True)
         callbacks.append(evaluating)
     print(f"Training {args.model} on {dataset} ({len(loader.images):,} images, "
-          f"{len(loader)} steps per epoch) on {device} -> {out}")
+          f"{len(loader)} steps per epoch) on {device} -> {args.out}")
     start = time.perf_counter()
     try:
         history = fit(parts.G, parts.D, loader, epochs=args.epochs, objective=parts.objective,
                       opt_g=parts.opt_g, opt_d=parts.opt_d, lr_schedule=args.lr_schedule,
-                      device=device, run_dir=out, seed=args.seed, resume=args.resume,
-                      max_steps=args.max_steps, meta=meta, speed=speed,
-                      sync_every=args.sync_every, callbacks=callbacks)
-    except NonFiniteLossError as err:
-        print(f"error: {err}", file=sys.stderr)
-        _write_outputs(out, err.history, evaluating)  # type: ignore[attr-defined]
-        return 1
-    _write_outputs(out, history, evaluating)
+                      device=device, run_dir=args.out, seed=args.seed, resume=args.resume,
+                      max_steps=args.max_steps, speed=SpeedOptions(
+                          amp=args.amp, compile=args.compile, channels_last=args.channels_last),
+                      sync_every=args.sync_every, callbacks=callbacks,
+                      settings={**recipe.settings(), "limit": args.limit})
+    finally:
+        _write_plots(RunFiles(args.out), evaluating)
     print(f"{history.stop_reason} after {len(history['loss_d'])} steps in "
-          f"{time.perf_counter() - start:.0f} s. Final grid: {out / 'final.png'}")
+          f"{time.perf_counter() - start:.0f} s. Final grid: {RunFiles(args.out).final}")
+    return 130 if history.stop_reason.startswith("interrupted") else 0
+
+
+def _write_plots(files: RunFiles, evaluating=None) -> None:
+    """After training (the loop itself draws nothing): losses.png from history.json, and with
+    an evaluation callback metrics.json and quality.png."""
+    if not files.history.exists():
+        return
+    from . import viz  # matplotlib, only now
+
+    history = json.loads(files.history.read_text())
+    viz.save_history_plot({k: v for k, v in history.items() if k != "stop_reason"}, files.losses)
+    if evaluating is not None and evaluating.records:
+        evaluator, entries, n = evaluating.evaluator, evaluating.records, evaluating.n
+        references = evaluator.references(n=n)
+        best = min(entries, key=lambda e: e["fid"])
+        files.metrics.write_text(json.dumps({
+            "dataset": evaluator.dataset, "samples": n,
+            "classifier_test_accuracy": evaluator.classifier.test_accuracy,
+            "references": {k: v.as_dict() for k, v in references.items()},
+            "best": best, "eval": entries}, indent=1))
+        viz.save_quality_plot(entries, files.quality, references)
+        print(f"Best classifier FID {best['fid']:.2f} at epoch {best['epoch']} "
+              f"(real images: {references['real (training split)'].fid:.2f}, noise: "
+              f"{references['noise (uniform)'].fid:.2f}) -> {files.best}")
+
+
+def _load(args: argparse.Namespace):
+    best = {"best": True, "last": False, None: None}[args.checkpoint]
+    return load_generator(args.run, best=best, device=args.device or config.pick_device())
+
+
+def sample(args: argparse.Namespace) -> int:
+    G, ckpt = _load(args)
+    classes = getattr(G, "num_classes", None)
+    if args.label is not None and not classes:
+        raise GanHelpersError(f"the generator in {args.run} is unconditional: --class needs a "
+                              "conditional model (train one with --model cdcgan or cmlp)")
+    if args.label is not None and args.label >= classes:
+        raise GanHelpersError(f"--class {args.label}: this model has classes 0 to {classes - 1}")
+    z = torch.randn(args.n, G.latent_dim, generator=torch.Generator().manual_seed(args.seed))
+    labels = None
+    if classes:  # one class per column of the grid, or only the asked-for class
+        labels = torch.full((args.n,), args.label) if args.label is not None else (
+            torch.arange(args.n) % classes)
+    images = generate(G, z, labels)
+    out = args.out or args.run / "samples.png"
+    if out.suffix == ".pt":
+        out.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(images, out)
+    else:
+        save_grid(images, out, nrow=classes or 8, scale=2)
+    print(f"{args.n} samples from {ckpt['path']} (step {ckpt['step']:,}) -> {out}")
     return 0
 
 
-def _write_outputs(out: Path, history, evaluating=None) -> None:
-    """losses.png, history.json and final.png; with an `EvaluateEvery`, the metrics too."""
-    save_history_plot(history, out / "losses.png")
+def evaluate(args: argparse.Namespace) -> int:
+    from .evaluation import Evaluator
 
-    def finite(v):  # NaN (e.g. G's gradient on WGAN-GP's critic-only steps) is not JSON: null
-        return None if isinstance(v, float) and not math.isfinite(v) else v
-
-    (out / "history.json").write_text(json.dumps(
-        {"stop_reason": history.stop_reason,
-         **{k: [finite(x) for x in v] for k, v in history.items()}}, allow_nan=False))
-    if history.samples is not None:
-        save_grid(history.samples, out / "final.png", scale=2)
-    if evaluating is not None:
-        _write_metrics(out, history, evaluating)
-
-
-def _write_metrics(out: Path, history, callback) -> None:
-    """metrics.json (every evaluation, the reference values, the classifier) and quality.png."""
-    from .evaluation import save_quality_plot
-
-    evaluator, entries, n = callback.evaluator, history.get("eval", []), callback.n
-    references = evaluator.references(n=n)
-    (out / "metrics.json").write_text(json.dumps({
-        "dataset": evaluator.dataset, "samples": n,
-        "classifier_test_accuracy": evaluator.classifier.test_accuracy,
-        "references": {k: v.as_dict() for k, v in references.items()},
-        "best": min(entries, key=lambda e: e["fid"], default=None), "eval": entries,
-    }, indent=1))
-    if entries:
-        save_quality_plot(entries, out / "quality.png", references)
-        best = min(entries, key=lambda e: e["fid"])
-        print(f"Best classifier FID {best['fid']:.2f} at epoch {best['epoch']} "
-              f"(real images: {references['real (training split)'].fid:.2f}, noise: "
-              f"{references['noise (uniform)'].fid:.2f}) -> {out / 'best.pt'}")
+    G, ckpt = _load(args)
+    evaluator = Evaluator(dataset=ckpt["run"]["dataset"], device=args.device)
+    scores = evaluator.score_generator(G, n=args.n, seed=args.seed)
+    rows = {f"{Path(ckpt['path']).name} (step {ckpt['step']:,})": scores,
+            **evaluator.references(n=args.n, seed=args.seed)}
+    print(f"{ckpt['run']['dataset']}, {args.n:,} generated images against the test split:")
+    print(evaluator.table(rows))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    recipe = _checked_train_args(parser, args) if args.command == "train" else None
     try:
         if args.command == "train":
-            return train(args)
-    except (DatasetUnavailableError, DatasetCorruptError, CheckpointError, ValueError) as err:
+            return train(args, recipe)
+        return sample(args) if args.command == "sample" else evaluate(args)
+    except NonFiniteLossError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    except GanHelpersError as err:  # the user's to fix; anything else is a bug: traceback
         print(f"error: {err}", file=sys.stderr)
         return 2
-    return 1
 
 
 if __name__ == "__main__":

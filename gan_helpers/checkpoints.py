@@ -1,4 +1,11 @@
-"""Checkpoints: written atomically, read safely (`weights_only=True`), with clear errors."""
+"""Checkpoints: written atomically, read safely (`weights_only=True`), with clear errors; the
+names of a run folder's files; and what a checkpoint records about the run that made it.
+
+A training checkpoint (`training.TrainState.checkpoint`) holds a `run` record: the dataset, each
+network's class and constructor arguments (`models.describe`), the objective and the settings.
+`check_same_run` refuses to continue or reload a run under another record, and `load_generator`
+rebuilds a run's generator from it, with nothing guessed.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +17,43 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
+
+from . import models
+from .errors import GanHelpersError
+
+CHECKPOINT_FORMAT = "gan-helpers-checkpoint/2"
+"""Training checkpoints of this version: they carry a `run` record (format 1 did not)."""
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(GanHelpersError, RuntimeError):
     """A checkpoint is missing, truncated, or does not fit the models it is loaded into."""
+
+
+class RunMismatchError(CheckpointError):
+    """A run folder holds a run of another dataset, model or settings than the one asked for."""
+
+
+class RunFiles:
+    """The files of a run folder, named in one place."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+        self.checkpoint = self.root / "checkpoint.pt"
+        """the latest state, for exact resume"""
+        self.best = self.root / "best.pt"
+        """the best state by classifier FID (written by `EvaluateEvery(keep_best=True)`)"""
+        self.grids = self.root / "grids"
+        """`epoch_NNN.png`: the fixed noise batch's samples after every epoch"""
+        self.history = self.root / "history.json"
+        self.final = self.root / "final.png"
+        self.losses = self.root / "losses.png"
+        self.metrics = self.root / "metrics.json"
+        self.quality = self.root / "quality.png"
+
+    def grid(self, epoch: int) -> Path:
+        """The grid of samples after `epoch` (counted from 1)."""
+        return self.grids / f"epoch_{epoch:03d}.png"
 
 
 def save_checkpoint(state: dict[str, Any], path: str | os.PathLike[str]) -> Path:
@@ -83,3 +123,108 @@ def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+# ----------------------------------------------------------------------------- the run record
+
+
+def _plain(value: Any) -> Any:
+    """`value` with tuples as lists, so that a record compares equal after a save and a load."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, dict) and "class" in value:
+        args = ", ".join(f"{k}={v!r}" for k, v in value.get("args", {}).items())
+        return f"{value['class']}({args})" + (" + spectral norm" if value.get("spectral_norm")
+                                               else "")
+    return repr(value)
+
+
+def record_differences(saved: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
+    """Each way the run record `wanted` differs from `saved`, as `NAME was SAVED, now WANTED`.
+
+    Compared: the dataset, both networks, the objective, and every setting present in both
+    (a setting only one of them has is not a difference: old runs lack newer settings).
+    """
+    saved, wanted = _plain(saved), _plain(wanted)
+    diffs = [f"{key} was {_show(saved.get(key))}, now {_show(wanted.get(key))}"
+             for key in ("dataset", "G", "D", "objective") if saved.get(key) != wanted.get(key)]
+    old, new = saved.get("settings", {}), wanted.get("settings", {})
+    diffs += [f"{key} was {old[key]!r}, now {new[key]!r}"
+              for key in sorted(old.keys() & new.keys()) if old[key] != new[key]]
+    return diffs
+
+
+def check_same_run(checkpoint: dict[str, Any], wanted: dict[str, Any],
+                   path: str | os.PathLike[str]) -> None:
+    """Refuse (`RunMismatchError`) to continue the run in `checkpoint` under the record `wanted`.
+
+    The message names every difference, the saved value and the asked-for one, and what to do.
+    """
+    diffs = record_differences(run_record(checkpoint, path), wanted)
+    if diffs:
+        raise RunMismatchError(
+            f"{path} holds another run than this one asks for: {'; '.join(diffs)}. To continue "
+            "that run, ask for what it was made with; to start a new one, use another run folder "
+            "(a new --out or run_dir), or delete this one.")
+
+
+def run_record(checkpoint: dict[str, Any], path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The `run` record of a training checkpoint; `CheckpointError` for anything else."""
+    fmt = checkpoint.get("format")
+    if fmt == CHECKPOINT_FORMAT and isinstance(checkpoint.get("run"), dict):
+        return checkpoint["run"]
+    if fmt == "gan-helpers-checkpoint/1":
+        raise CheckpointError(
+            f"{path} was written by an earlier version of gan_helpers that did not record the "
+            "dataset and the networks that made it, so it can be neither checked nor rebuilt. "
+            "Train again into a new run folder (or delete this one).")
+    raise CheckpointError(f"{path} is not a training checkpoint of gan_helpers.")
+
+
+def checkpoint_path(run: str | os.PathLike[str], best: bool | None = None) -> Path:
+    """The checkpoint of `run` (a run folder or a checkpoint file).
+
+    For a folder: `best.pt` when there is one (and `best` is not False), else `checkpoint.pt`;
+    `best=True` insists on `best.pt`.
+    """
+    run = Path(run)
+    if run.is_file() or run.suffix == ".pt":
+        return run
+    files = RunFiles(run)
+    if not run.is_dir():
+        raise CheckpointError(f"No run folder at {run}. Check its name.")
+    if best or (best is None and files.best.exists()):
+        return files.best
+    return files.checkpoint
+
+
+def load_generator(run: str | os.PathLike[str], *, best: bool | None = None,
+                   dataset: str | None = None,
+                   device: torch.device | str | None = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+    """The trained generator of `run` (a run folder or checkpoint file) in eval mode on `device`,
+    rebuilt from the checkpoint's record, and that checkpoint (its `run` record, `step`, ...,
+    and `path`, the file it was read from).
+
+    A run folder gives its best checkpoint when there is one (see `checkpoint_path`). With
+    `dataset`, a run trained on another dataset is refused (`RunMismatchError`).
+    """
+    path = checkpoint_path(run, best)
+    ckpt = load_checkpoint(path)
+    record = run_record(ckpt, path)
+    if dataset is not None and record.get("dataset") != dataset:
+        raise RunMismatchError(
+            f"{path} was trained on {record.get('dataset')}, not {dataset}. Use that dataset, or "
+            "a run folder of this one.")
+    try:
+        G = models.build_from_record(record["G"])
+    except (ValueError, TypeError) as err:
+        raise CheckpointError(f"{path}: {err}") from err
+    load_module_state(G, ckpt["G"], "generator", path)
+    ckpt["path"] = str(path)
+    return G.to(device).eval(), ckpt

@@ -21,6 +21,8 @@ from typing import TypeVar
 
 import torch
 
+from .errors import GanHelpersError
+
 T = TypeVar("T")
 
 DATASETS = ("mnist", "fashion-mnist")
@@ -73,15 +75,22 @@ def data_dir(root: str | os.PathLike[str] | None = None) -> Path:
     return Path(root).expanduser() if root is not None else _default_dir("GAN_DATA_DIR", "data")
 
 
-def runs_dir(root: str | os.PathLike[str] | None = None) -> Path:
-    """Where training runs are written: `root`, else `$GAN_RUNS_DIR`, else the repo's `runs/`.
+def runs_dir(root: str | os.PathLike[str] | None = None, dataset: str | None = None) -> Path:
+    """Where training runs are written: `root` if given; else `$GAN_RUNS_DIR` (or the repo's
+    `runs/`) / the dataset (`dataset`, else `$GAN_DATASET`, else mnist).
 
-    In smoke mode the default is `runs/smoke/`, so a smoke run never overwrites a real one.
+    Runs of different datasets never share a folder, so switching the dataset never picks up the
+    other dataset's run. In smoke mode the default is `runs/smoke/DATASET`, so a smoke run never
+    overwrites a real one.
     """
     if root is not None:
         return Path(root).expanduser()
     base = _default_dir("GAN_RUNS_DIR", "runs")
-    return base / "smoke" if SMOKE else base
+    return (base / "smoke" if SMOKE else base) / dataset_name(dataset)
+
+
+class DeviceUnavailableError(GanHelpersError, RuntimeError):
+    """The device asked for does not exist on this machine."""
 
 
 def pick_device(name: str | torch.device | None = None) -> torch.device:
@@ -89,14 +98,24 @@ def pick_device(name: str | torch.device | None = None) -> torch.device:
     CUDA, then MPS, then CPU. A device that is not available here is a clear error."""
     wanted = name or os.environ.get("GAN_DEVICE")
     if wanted:
-        device = torch.device(wanted)
+        try:
+            device = torch.device(wanted)
+        except RuntimeError:
+            raise DeviceUnavailableError(
+                f"Device {str(wanted)!r}: use cpu, cuda, cuda:N or mps.") from None
         if device.type == "cuda" and not torch.cuda.is_available():
-            raise RuntimeError(
+            raise DeviceUnavailableError(
                 f"Device {wanted!r} was asked for but CUDA is not available here. "
                 "On Colab choose Runtime > Change runtime type > GPU; elsewhere unset GAN_DEVICE."
             )
         if device.type == "mps" and not torch.backends.mps.is_available():
-            raise RuntimeError(f"Device {wanted!r} was asked for but Apple MPS is not available.")
+            raise DeviceUnavailableError(
+                f"Device {wanted!r} was asked for but Apple MPS is not available.")
+        if device.type not in ("cpu", "cuda", "mps"):
+            raise DeviceUnavailableError(f"Device {wanted!r}: use cpu, cuda, cuda:N or mps.")
+        if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+            raise DeviceUnavailableError(f"Device {wanted!r}: this machine has "
+                                         f"{torch.cuda.device_count()} CUDA device(s).")
         return device
     if torch.cuda.is_available():
         return torch.device("cuda")

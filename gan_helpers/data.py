@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torchvision import datasets, transforms
 
 from . import config
+from .errors import GanHelpersError
 
 RAW_FILES = (
     "train-images-idx3-ubyte",
@@ -60,11 +61,11 @@ DATASETS: dict[str, DatasetInfo] = {
 }
 
 
-class DatasetUnavailableError(RuntimeError):
+class DatasetUnavailableError(GanHelpersError, RuntimeError):
     """The dataset could not be downloaded and no local copy was found."""
 
 
-class DatasetCorruptError(RuntimeError):
+class DatasetCorruptError(GanHelpersError, RuntimeError):
     """A dataset file exists but is truncated or not in the IDX format."""
 
 
@@ -288,6 +289,8 @@ class TensorLoader:
         self.seed = seed
         self.image_size = image_size
         self.epoch = 0
+        self.dataset_name: str | None = None
+        """The dataset's name (`make_loader` sets it), recorded in checkpoints."""
 
     @property
     def device(self) -> torch.device:
@@ -333,10 +336,24 @@ def make_loader(
 ) -> TensorLoader:
     """The fast loader over the configured dataset (drops the last, smaller batch by default)."""
     images, labels = load_tensors(name, root, train=train, limit=limit)
-    return TensorLoader(
+    loader = TensorLoader(
         images, labels, batch_size=batch_size, shuffle=True, drop_last=drop_last, seed=seed,
         device=device, image_size=image_size,
     )
+    loader.dataset_name = config.dataset_name(name)
+    return loader
+
+
+def dataset_of(loader: object) -> str | None:
+    """The name of the dataset `loader` serves: a `TensorLoader` from `make_loader`, or a
+    `DataLoader` over one of the torchvision datasets (a `Subset` of one too); else None."""
+    if getattr(loader, "dataset_name", None):
+        return loader.dataset_name  # type: ignore[attr-defined]
+    ds = getattr(loader, "dataset", None)
+    while isinstance(ds, torch.utils.data.Subset):
+        ds = ds.dataset
+    return next((info.name for info in DATASETS.values() if type(ds) is info.torchvision_class),
+                None)
 
 
 def classic_loader(

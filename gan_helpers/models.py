@@ -12,9 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 
 
 class MLPGenerator(nn.Module):
@@ -24,6 +26,8 @@ class MLPGenerator(nn.Module):
                  image_shape: tuple[int, int, int] = (1, 28, 28), batchnorm: bool = False):
         super().__init__()
         self.latent_dim, self.image_shape = latent_dim, image_shape
+        self.model_args = dict(latent_dim=latent_dim, hidden=list(hidden),  # what rebuilds it
+                               image_shape=list(image_shape), batchnorm=batchnorm)
         layers: list[nn.Module] = []
         width = latent_dim
         for h in hidden:
@@ -45,6 +49,7 @@ class MLPDiscriminator(nn.Module):
     def __init__(self, hidden: Sequence[int] = (1024, 512, 256),
                  image_shape: tuple[int, int, int] = (1, 28, 28), dropout: float = 0.3):
         super().__init__()
+        self.model_args = dict(hidden=list(hidden), image_shape=list(image_shape), dropout=dropout)
         layers: list[nn.Module] = [nn.Flatten()]
         width = image_shape[0] * image_shape[1] * image_shape[2]
         for h in hidden:
@@ -63,6 +68,7 @@ class DCGANGenerator(nn.Module):
     def __init__(self, latent_dim: int = 100, width: int = 64, channels: int = 1):
         super().__init__()
         self.latent_dim = latent_dim
+        self.model_args = dict(latent_dim=latent_dim, width=width, channels=channels)
         self.net = nn.Sequential(
             # (N, latent_dim, 1, 1) -> (N, 2w, 7, 7): a 7x7 kernel on a 1x1 input
             nn.ConvTranspose2d(latent_dim, width * 2, 7, 1, 0, bias=False),
@@ -101,6 +107,7 @@ class DCGANDiscriminator(nn.Module):
 
     def __init__(self, width: int = 64, channels: int = 1, norm: str = "batch"):
         super().__init__()
+        self.model_args = dict(width=width, channels=channels, norm=norm)
         self.net = nn.Sequential(
             nn.Conv2d(channels, width, 4, 2, 1, bias=False),  # -> (N, w, 14, 14)
             nn.LeakyReLU(0.2, inplace=True),
@@ -120,6 +127,7 @@ class DCGAN64Generator(nn.Module):
     def __init__(self, latent_dim: int = 100, width: int = 64, channels: int = 1):
         super().__init__()
         self.latent_dim = latent_dim
+        self.model_args = dict(latent_dim=latent_dim, width=width, channels=channels)
         w = width
         self.net = nn.Sequential(
             nn.ConvTranspose2d(latent_dim, w * 8, 4, 1, 0, bias=False),
@@ -147,6 +155,7 @@ class DCGAN64Discriminator(nn.Module):
 
     def __init__(self, width: int = 64, channels: int = 1):
         super().__init__()
+        self.model_args = dict(width=width, channels=channels)
         w = width
         self.net = nn.Sequential(
             nn.Conv2d(channels, w, 4, 2, 1, bias=False),
@@ -222,6 +231,8 @@ class ConditionalGenerator(nn.Module):
                  embed_dim: int | None = None, **kwargs):
         super().__init__()
         self.latent_dim, self.num_classes = latent_dim, num_classes
+        self.model_args = dict(kind=kind, latent_dim=latent_dim, num_classes=num_classes,
+                               embed_dim=embed_dim, **kwargs)
         embed_dim = embed_dim or num_classes
         self.embed = nn.Embedding(num_classes, embed_dim)
         self.net = MODELS[kind][0](latent_dim=latent_dim + embed_dim, **kwargs)
@@ -240,6 +251,7 @@ class ProjectionDiscriminator(nn.Module):
     def __init__(self, kind: str = "dcgan", num_classes: int = 10, **kwargs):
         super().__init__()
         self.num_classes = num_classes
+        self.model_args = dict(kind=kind, num_classes=num_classes, **kwargs)
         _, d_cls, size = MODELS[kind]
         base = d_cls(**kwargs)
         self.features, self.head = base.net[:-1], base.net[-1]
@@ -279,6 +291,7 @@ class InstanceNoise(nn.Module):
     def __init__(self, D: nn.Module, sigma: float = 0.1):
         super().__init__()
         self.D, self.sigma, self.start_sigma = D, sigma, sigma
+        self.model_args = dict(D=describe(D), sigma=sigma)
 
     def forward(self, x: torch.Tensor, *cond: torch.Tensor) -> torch.Tensor:
         if self.training and self.sigma > 0:
@@ -295,6 +308,36 @@ MODELS = {
 
 CONDITIONAL = {"cmlp": "mlp", "cdcgan": "dcgan"}
 """Conditional model families by name, and the unconditional family each one extends."""
+
+GENERATORS = {cls.__name__: cls for cls in (MLPGenerator, DCGANGenerator, DCGAN64Generator,
+                                            ConditionalGenerator)}
+"""The generator classes a checkpoint's record can name, by class name."""
+
+
+def describe(module: nn.Module) -> dict[str, Any]:
+    """What built `module`: `{"class": its class name, "args": its constructor's arguments}`.
+
+    The networks of this module keep their arguments in `model_args` (as nanoGPT's checkpoints
+    keep `model_args`), so a checkpoint can rebuild them without guessing from weight shapes.
+    A network that does not (your own class) is described by its class name alone. Spectral
+    normalisation, added after construction, is recorded too.
+    """
+    record: dict[str, Any] = {"class": type(module).__name__}
+    if hasattr(module, "model_args"):
+        record["args"] = dict(module.model_args)
+    if any(parametrize.is_parametrized(m) for m in module.modules()):
+        record["spectral_norm"] = True
+    return record
+
+
+def build_from_record(record: dict[str, Any]) -> nn.Module:
+    """A new generator from `describe`'s record (fresh weights): the class it names, called with
+    the arguments it lists. `ValueError` if the record names no generator of this module."""
+    cls = GENERATORS.get(record.get("class", ""))
+    if cls is None or "args" not in record:
+        raise ValueError(f"The record {record} names no generator of gan_helpers.models that can "
+                         f"be rebuilt (known: {', '.join(GENERATORS)}).")
+    return cls(**record["args"])
 
 
 def build_gan(kind: str, latent_dim: int = 100, g_kwargs: dict | None = None,

@@ -13,17 +13,16 @@ import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from .checkpoints import load_checkpoint
+from .checkpoints import RunFiles
 from .config import seed_everything
 from .models import CONDITIONAL, InstanceNoise, build_gan
 from .objectives import BCEObjective, Objective, make_objective
-from .training import AnnealNoise, Callback, SpeedOptions, fit
+from .training import AnnealNoise, Callback, adam, fit
 
 
 @dataclass
@@ -88,7 +87,7 @@ class Recipe:
         return objective
 
     def settings(self) -> dict:
-        """The values actually used, defaults filled in (for logs and checkpoints' meta)."""
+        """The values actually used, defaults filled in (recorded in checkpoints)."""
         lr = 1e-4 if self.wgan else 2e-4
         d_kwargs = {}
         if self.base_model == "dcgan":
@@ -110,10 +109,8 @@ class Recipe:
             D = InstanceNoise(D, self.instance_noise)
             callbacks.append(AnnealNoise(D))
         G, D = G.to(device), D.to(device)
-        fused = SpeedOptions().use_fused_adam(torch.device(device))
-        opt_g = torch.optim.Adam(G.parameters(), lr=s["lr_g"], betas=s["betas"], fused=fused)
-        opt_d = torch.optim.Adam(D.parameters(), lr=s["lr_d"], betas=s["betas"], fused=fused)
-        return Parts(G, D, self.objective(), opt_g, opt_d, callbacks)
+        return Parts(G, D, self.objective(), adam(G, s["lr_g"], s["betas"]),
+                     adam(D, s["lr_d"], s["betas"]), callbacks)
 
 
 @dataclass
@@ -134,21 +131,14 @@ def run_recipe(name: str, recipe: Recipe, loader: Any, steps: int, evaluator: An
     """Train `recipe` for `steps` steps from a seeded start and score it with `evaluator`.
 
     With `run_dir`, the run is checkpointed there and a finished or interrupted run is resumed,
-    not repeated; a run folder holding another recipe or seed is refused, not mixed in.
+    not repeated; a run folder holding another recipe or seed is refused (`RunMismatchError`),
+    not mixed in.
     `every_steps` adds evaluations during training (`history["eval"]`); `extra_callbacks` go to
     `fit` too.
     """
     from .evaluation import EvaluateEvery
 
-    run_dir = Path(run_dir) if run_dir is not None else None
-    meta = {"name": name, "seed": seed, **recipe.settings()}
-    resume = run_dir is not None and (run_dir / "checkpoint.pt").exists()
-    if resume:
-        saved = load_checkpoint(run_dir / "checkpoint.pt").get("meta", {})
-        differ = sorted(k for k in meta if k != "name" and k in saved and saved[k] != meta[k])
-        if differ:
-            raise ValueError(f"{run_dir} holds a run with other settings ({', '.join(differ)}): "
-                             "give this run another name, or delete that folder to retrain.")
+    files = RunFiles(run_dir) if run_dir is not None else None
     seed_everything(seed)
     parts = recipe.build(device)
     callbacks = list(parts.callbacks) + list(extra_callbacks)
@@ -158,5 +148,6 @@ def run_recipe(name: str, recipe: Recipe, loader: Any, steps: int, evaluator: An
     history = fit(parts.G, parts.D, loader, epochs, objective=parts.objective,
                   opt_g=parts.opt_g, opt_d=parts.opt_d, device=device, run_dir=run_dir,
                   callbacks=callbacks, progress=progress, seed=seed, max_steps=steps,
-                  resume=resume, meta=meta)
+                  resume=files is not None and files.checkpoint.exists(),
+                  settings=recipe.settings())
     return Result(name, recipe, parts.G, history, evaluator.score_generator(parts.G, n=n))

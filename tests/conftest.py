@@ -1,4 +1,6 @@
-"""Shared fixtures: a small dataset written in the real IDX format, so no test needs a network."""
+"""Shared fixtures and helpers: a small dataset written in the real IDX format (so no test needs a
+network), small networks and a small loader. Tests import the plain functions with
+`from conftest import ...`; no test module imports another."""
 
 from __future__ import annotations
 
@@ -8,6 +10,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+
+from gan_helpers import data, models
 
 
 def write_idx(path: Path, array: np.ndarray, compress: bool = False) -> Path:
@@ -46,6 +51,31 @@ def write_dataset(folder: Path, n_train: int = 256, n_test: int = 64,
         write_idx(folder / f"{split}-labels-idx1-ubyte", labels, compress)
         arrays[f"{split}_images"], arrays[f"{split}_labels"] = images, labels
     return arrays
+
+
+def small_gan(kind: str = "mlp", seed: int = 0):
+    """A small unconditional `(G, D)` pair, latent size 16: `"mlp"` or `"dcgan"` (width 8)."""
+    torch.manual_seed(seed)
+    if kind == "mlp":
+        return models.MLPGenerator(latent_dim=16, hidden=(32, 64)), models.MLPDiscriminator(
+            hidden=(64, 32))
+    G, D = models.DCGANGenerator(latent_dim=16, width=8), models.DCGANDiscriminator(width=8)
+    G.apply(models.weights_init)
+    D.apply(models.weights_init)
+    return G, D
+
+
+def small_conditional_g():
+    """A small conditional MLP generator: latent size 8, 10 classes."""
+    torch.manual_seed(0)
+    return models.ConditionalGenerator("mlp", latent_dim=8, num_classes=10, hidden=(16,))
+
+
+def tiny_loader(n: int = 256, batch_size: int = 32, seed: int = 0) -> data.TensorLoader:
+    """`n` images of `make_images` in a `TensorLoader` (8 batches of 32 by default)."""
+    images, labels = make_images(n)
+    return data.TensorLoader(torch.from_numpy(images).unsqueeze(1), torch.from_numpy(labels).long(),
+                             batch_size=batch_size, drop_last=True, seed=seed)
 
 
 class _FakeKernelShell:

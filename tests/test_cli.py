@@ -6,6 +6,9 @@ import json
 import subprocess
 import sys
 
+import pytest
+import torch
+from PIL import Image
 from torchvision import datasets
 
 from gan_helpers.__main__ import main
@@ -21,8 +24,9 @@ def test_train_writes_the_whole_run_folder_and_resumes(tiny_data, tmp_path, caps
     assert sorted(p.name for p in (out / "grids").iterdir()) == ["epoch_001.png",
                                                                 "epoch_002.png"]
     assert len(json.loads((out / "history.json").read_text())["loss_d"]) == 8
-    ckpt = load_checkpoint(out / "checkpoint.pt")
-    assert ckpt["meta"]["model"] == "dcgan" and ckpt["meta"]["dataset"] == "fashion-mnist"
+    run = load_checkpoint(out / "checkpoint.pt")["run"]
+    assert run["settings"]["model"] == "dcgan" and run["dataset"] == "fashion-mnist"
+    assert run["G"]["class"] == "DCGANGenerator"
 
     assert main(["train", "--model", "dcgan", "--epochs", "3", "--batch-size", "64",
                  "--out", str(out), "--resume"]) == 0
@@ -35,8 +39,9 @@ def test_errors_are_one_clear_line(tiny_data, tmp_path, capsys, monkeypatch):
     def offline(self):
         raise RuntimeError("Error downloading: no network in this test")
     monkeypatch.setattr(datasets.MNIST, "download", offline)
-    assert main(["train", "--out", str(tmp_path / "none"), "--resume"]) == 2
-    assert "no checkpoint at" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "--out", str(tmp_path / "none"), "--resume"])
+    assert exit_.value.code == 2 and "no checkpoint at" in capsys.readouterr().err
     assert main(["train", "--dataset", "mnist", "--out", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err
     assert "MNIST is not available" in err and "Traceback" not in err
@@ -55,7 +60,7 @@ def test_conditional_model_and_stabilisers_from_the_command_line(tiny_data, tmp_
                  "--out", str(out), "--spectral-norm", "--instance-noise", "0.1",
                  "--label-smoothing", "0.9", "--loss", "saturating"]) == 0
     ckpt = load_checkpoint(out / "checkpoint.pt")
-    meta = ckpt["meta"]
+    meta = ckpt["run"]["settings"]
     assert meta["model"] == "cdcgan" and meta["spectral_norm"] and meta["instance_noise"] == 0.1
     assert meta["d_kwargs"] == {"norm": "none"}
     assert "saturating=True, real_label=0.9" in meta["objective"]
@@ -64,8 +69,8 @@ def test_conditional_model_and_stabilisers_from_the_command_line(tiny_data, tmp_
     out = tmp_path / "wgan"
     assert main(["train", "--model", "dcgan", "--epochs", "1", "--batch-size", "64",
                  "--out", str(out), "--loss", "wgan-gp"]) == 0
-    meta = load_checkpoint(out / "checkpoint.pt")["meta"]
-    assert meta["d_kwargs"] == {"norm": "layer"} and meta["betas"] == (0.0, 0.9)
+    meta = load_checkpoint(out / "checkpoint.pt")["run"]["settings"]
+    assert meta["d_kwargs"] == {"norm": "layer"} and list(meta["betas"]) == [0.0, 0.9]
     assert meta["lr_g"] == meta["lr_d"] == 1e-4
     def strict(token):
         raise ValueError(f"{token} is not JSON")
@@ -73,9 +78,92 @@ def test_conditional_model_and_stabilisers_from_the_command_line(tiny_data, tmp_
     assert history["grad_g"] == [None] * 4  # 4 steps < n_critic: G never updated
     capsys.readouterr()
 
-    assert main(["train", "--loss", "wgan-gp", "--label-smoothing", "0.9",
-                 "--out", str(tmp_path / "bad")]) == 2
-    assert "Label smoothing needs a BCE loss" in capsys.readouterr().err
-    assert main(["train", "--model", "mlp", "--d-norm", "layer",
-                 "--out", str(tmp_path / "bad")]) == 2
-    assert "d_norm applies to the DCGAN" in capsys.readouterr().err
+    for args, message in [(["--loss", "wgan-gp", "--label-smoothing", "0.9"],
+                           "Label smoothing needs a BCE loss"),
+                          (["--model", "mlp", "--d-norm", "layer"], "d_norm applies to the DCGAN")]:
+        with pytest.raises(SystemExit) as exit_:
+            main(["train", *args, "--out", str(tmp_path / "bad")])
+        assert exit_.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()  # refused before any work
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--epochs", "0"], "argument --epochs: 0 is out of range: it must be at least 1"),
+    (["--epochs", "-1"], "argument --epochs: -1 is out of range"),
+    (["--batch-size", "0"], "argument --batch-size: 0 is out of range"),
+    (["--lr", "0"], "argument --lr: 0 is out of range: it must be above 0"),
+    (["--limit", "-5"], "argument --limit: -5 is out of range"),
+    (["--eval-samples", "1"], "argument --eval-samples: 1 is out of range: it must be at least 2"),
+    (["--label-smoothing", "1.5"], "it must be above 0.5 and at most 1"),
+    (["--batch-size", "600", "--limit", "512"],
+     "--batch-size 600 is larger than the 512 training images"),
+    (["--device", "cuda:7"], "argument --device"),
+    (["--device", "tpu"], "argument --device"),
+    (["--resume", "--overwrite"], "pick one"),
+])
+def test_bad_arguments_are_refused_by_the_parser(tmp_path, capsys, args, message):
+    if args[:2] == ["--device", "cuda:7"] and torch.cuda.device_count() > 7:
+        pytest.skip("this machine has 8 GPUs")
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "--out", str(tmp_path / "run"), *args])
+    assert exit_.value.code == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_run_folder_is_not_overwritten_without_asking(tiny_data, tmp_path, capsys):
+    out = tmp_path / "run"
+    common = ["train", "--model", "mlp", "--epochs", "1", "--batch-size", "64", "--out", str(out)]
+    assert main(common) == 0
+    before = load_checkpoint(out / "checkpoint.pt")["G"]
+    with pytest.raises(SystemExit) as exit_:
+        main(common)
+    assert exit_.value.code == 2 and "already holds a run" in capsys.readouterr().err
+    assert all(torch.equal(a, b) for a, b in zip(
+        before.values(), load_checkpoint(out / "checkpoint.pt")["G"].values()))
+    assert main([*common, "--overwrite", "--seed", "1"]) == 0
+    assert load_checkpoint(out / "checkpoint.pt")["run"]["settings"]["seed"] == 1
+    # resuming under other settings is refused with both values named
+    assert main([*common, "--resume", "--epochs", "2", "--lr", "1e-3"]) == 2
+    err = capsys.readouterr().err
+    assert "lr_g was 0.0002, now 0.001" in err and "use another run folder" in err
+
+
+def test_sample_and_evaluate_a_run_folder(tiny_data, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--model", "cmlp", "--epochs", "1", "--batch-size", "64",
+                 "--out", str(out)]) == 0
+    assert main(["sample", str(out), "--n", "20", "--class", "3",
+                 "--out", str(tmp_path / "s.png")]) == 0
+    grid = Image.open(tmp_path / "s.png")
+    assert grid.size == (2 * (10 * 30 + 2), 2 * (2 * 30 + 2))  # 20 images, 10 a row, scale 2
+    assert main(["sample", str(out), "--n", "5", "--out", str(tmp_path / "s.pt")]) == 0
+    images = torch.load(tmp_path / "s.pt")
+    assert images.shape == (5, 1, 28, 28) and images.min() >= -1 and images.max() <= 1
+    assert main(["sample", str(out), "--class", "10"]) == 2
+    assert "this model has classes 0 to 9" in capsys.readouterr().err
+    capsys.readouterr()
+
+    assert main(["evaluate", str(out), "--n", "64"]) == 0
+    table = capsys.readouterr().out
+    assert "checkpoint.pt (step 4)" in table
+    assert "real (training split)" in table and "noise (uniform)" in table and "FID" in table
+
+
+def test_sample_refuses_a_class_for_an_unconditional_model(tiny_data, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "--model", "mlp", "--epochs", "1", "--batch-size", "64",
+                 "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["sample", str(out), "--class", "1"]) == 2
+    assert "unconditional: --class needs a conditional model" in capsys.readouterr().err
+    assert main(["sample", str(tmp_path / "nowhere")]) == 2
+    assert "No run folder at" in capsys.readouterr().err
+
+
+def test_only_the_projects_errors_lose_their_traceback(tiny_data, tmp_path, monkeypatch):
+    def bug(*args, **kwargs):
+        raise ZeroDivisionError("a bug, not the user's mistake")
+    monkeypatch.setattr("gan_helpers.__main__.fit", bug)
+    with pytest.raises(ZeroDivisionError):
+        main(["train", "--model", "mlp", "--out", str(tmp_path / "run")])

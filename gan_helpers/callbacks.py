@@ -1,0 +1,298 @@
+"""What `training.fit` shows to the code that watches it: the `TrainState`, the `Callback` hooks,
+and the standard callbacks (progress bar, grids, checkpoints, the run's history file, the
+instance-noise schedule).
+
+A callback overrides the hooks it needs. `fit` calls them in this order:
+
+    on_fit_start                      once, after a resumed run's state is restored
+    (on_step_end                      after every step
+     on_epoch_end)  x epochs          after every complete epoch
+    on_exception                      only if an exception ends training
+    on_fit_end                        always, however training ends
+
+Callbacks run in the order they are given, after the progress bar and the grid saver and
+before the checkpointer, so a checkpoint holds what the other callbacks added.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .checkpoints import CHECKPOINT_FORMAT, RunFiles, rng_state, save_checkpoint
+from .errors import GanHelpersError
+from .images import save_grid
+from .models import generate
+
+STATS = ("loss_d", "loss_g", "d_real", "d_fake", "grad_d", "grad_g")
+"""What one step reports, in order: both losses, the mean D(x) and D(G(z)) as probabilities, and
+the norm of each network's gradient (NaN for G on steps that update D only)."""
+
+
+class NonFiniteLossError(GanHelpersError, FloatingPointError):
+    """A loss became NaN or infinite: training stopped rather than produce black grids."""
+
+
+class History(dict):
+    """Per-step training statistics (`STATS` keys, lists of floats), with how training ended.
+
+    Callbacks may add keys (the evaluation callback adds `"eval"`, a list of dicts)."""
+
+    stop_reason: str | None = None
+    run_dir: Path | None = None
+    samples: torch.Tensor | None = None
+    """The generator's images for the fixed noise batch when training ended."""
+
+    def to_json(self) -> str:
+        """The history as JSON, with `stop_reason`; NaN (G's gradient on critic-only steps) is
+        written as null, since JSON has no NaN."""
+        def finite(v: Any) -> Any:
+            return None if isinstance(v, float) and not math.isfinite(v) else v
+
+        body = {k: [finite(x) if isinstance(x, float) else x for x in v]
+                for k, v in self.items()}
+        return json.dumps({"stop_reason": self.stop_reason, **body}, allow_nan=False)
+
+
+@dataclass
+class TrainState:
+    """Everything the loop knows. Callbacks read it; they may call `request_stop`, add keys to
+    `history`, and change the models (e.g. instance noise), but not the step counters."""
+
+    G: nn.Module
+    D: nn.Module
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    objective: Any
+    loader: Any
+    device: torch.device
+    fixed_noise: torch.Tensor
+    total_steps: int
+    steps_per_epoch: int
+    record: dict[str, Any]
+    """What built this run (dataset, networks, objective, settings): saved with every checkpoint,
+    and compared with the checkpoint's on resume."""
+    run_dir: Path | None = None
+    fixed_labels: torch.Tensor | None = None
+    """A conditional GAN's labels for the fixed noise: one class per row of 8 in the grids."""
+    schedulers: list = field(default_factory=list)
+    callbacks: list[Callback] = field(default_factory=list)
+    history: History = field(default_factory=History)
+    step: int = 0
+    """Steps done so far (in all, across resumes)."""
+    epoch: int = 0
+    """The current epoch, from 0; in `on_epoch_end`, the epoch that just ended."""
+    in_step: bool = False
+    """True while a step runs: an exception then leaves D updated and G not (see Checkpointer)."""
+    images_per_sec: float = 0.0
+    grids: list[Path] = field(default_factory=list)
+    stop_reason: str | None = None
+    error: BaseException | None = None
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def epochs(self) -> int:
+        return math.ceil(self.total_steps / self.steps_per_epoch)
+
+    @property
+    def latent_dim(self) -> int:
+        return self.fixed_noise.shape[1]
+
+    @property
+    def num_classes(self) -> int | None:
+        """A conditional generator's number of classes; None for an unconditional one."""
+        return getattr(self.G, "num_classes", None)
+
+    @property
+    def files(self) -> RunFiles | None:
+        return RunFiles(self.run_dir) if self.run_dir is not None else None
+
+    def request_stop(self, reason: str = "stopped") -> None:
+        """Ask the loop to stop cleanly after the current step."""
+        if self.stop_reason is None:
+            self.stop_reason = reason
+        self._stop.set()
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop.is_set()
+
+    def samples(self) -> torch.Tensor:
+        """The generator's images for the fixed noise batch (in eval mode), on the CPU."""
+        return generate(self.G, self.fixed_noise, self.fixed_labels)
+
+    def checkpoint(self) -> dict[str, Any]:
+        """What a checkpoint holds: what built the run, and all it needs to resume exactly."""
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "run": self.record,
+            "G": self.G.state_dict(),
+            "D": self.D.state_dict(),
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+            "schedulers": [s.state_dict() for s in self.schedulers],
+            "callbacks": {cb.state_key: cb.state_dict() for cb in self.callbacks
+                          if cb.state_dict()},
+            "step": self.step,
+            "epoch": self.epoch,
+            "total_steps": self.total_steps,
+            "history": {k: list(self.history[k]) for k in STATS},
+            "fixed_noise": self.fixed_noise.cpu(),
+            "fixed_labels": None if self.fixed_labels is None else self.fixed_labels.cpu(),
+            "rng": rng_state(),
+        }
+
+
+class Callback:
+    """Hooks into `fit` (see the module docstring for the order). Every hook receives the
+    `TrainState`; override only those you need.
+
+    A callback with state of its own that a resumed run must continue (records, a schedule, a
+    clock) returns it from `state_dict` (tensors, numbers, strings, lists, dicts only); the
+    checkpoint keeps it under `state_key`, and `load_state_dict` gets it back on resume, before
+    `on_fit_start`.
+    """
+
+    @property
+    def state_key(self) -> str:
+        """The name this callback's state is saved under (the class name: one of each kind)."""
+        return type(self).__name__
+
+    def on_fit_start(self, state: TrainState) -> None:
+        """Before the first step (after a resumed run's state is restored). May set up displays,
+        files, or the models' schedule for `state.step`."""
+
+    def on_step_end(self, state: TrainState) -> None:
+        """After every step: `state.step` counts it, `state.history` holds its statistics (read
+        back from the device every `sync_every` steps, so may lag a few steps on a GPU)."""
+
+    def on_epoch_end(self, state: TrainState) -> None:
+        """After every complete epoch (`state.epoch` is the one that ended, from 0), before the
+        checkpointer saves. Not called for the partial epoch of a stopped run."""
+
+    def on_exception(self, state: TrainState, error: BaseException) -> None:
+        """When an exception ends training (a NaN loss, a bug, a second Ctrl-C), before
+        `on_fit_end`. `state.in_step` says whether it struck in the middle of a step. The
+        exception is raised again after `on_fit_end` (a second Ctrl-C is not)."""
+
+    def on_fit_end(self, state: TrainState) -> None:
+        """Always, however training ended: `state.stop_reason` says why, `state.error` holds the
+        exception if one ended it. Called for every callback even if one of them fails."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """This callback's state for the checkpoint (empty: nothing to save)."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Take back what `state_dict` returned, when a run resumes."""
+
+
+class ProgressBar(Callback):
+    """tqdm progress bars (notebook widgets in Jupyter, text elsewhere): one per epoch."""
+
+    def __init__(self, refresh_every: int = 10) -> None:
+        self.refresh_every = refresh_every
+        self.bar = None
+
+    def _open(self, state: TrainState) -> None:
+        from tqdm.auto import tqdm
+
+        done = state.step - 1 - state.epoch * state.steps_per_epoch  # called after a step
+        total = min(state.steps_per_epoch, state.total_steps - state.epoch * state.steps_per_epoch)
+        self.bar = tqdm(total=total, initial=done, desc=f"epoch {state.epoch + 1}/{state.epochs}",
+                        unit="step", leave=True, dynamic_ncols=True)
+
+    def on_step_end(self, state: TrainState) -> None:
+        if self.bar is None:
+            self._open(state)
+        self.bar.update(1)
+        if state.step % self.refresh_every == 0 and state.history.get("loss_d"):
+            h = state.history
+            self.bar.set_postfix(loss_d=f"{h['loss_d'][-1]:.3f}", loss_g=f"{h['loss_g'][-1]:.3f}",
+                                 img_s=f"{state.images_per_sec:,.0f}", refresh=False)
+
+    def on_epoch_end(self, state: TrainState) -> None:
+        self.close()
+
+    def on_fit_end(self, state: TrainState) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+class GridSaver(Callback):
+    """Saves the fixed noise batch's samples as `grids/epoch_NNN.png` after every epoch."""
+
+    def on_epoch_end(self, state: TrainState) -> None:
+        if state.files is not None:
+            path = save_grid(state.samples(), state.files.grid(state.epoch + 1), scale=2)
+            state.grids.append(path)
+
+
+class Checkpointer(Callback):
+    """Writes `checkpoint.pt` after every epoch and when training ends, however it ends, and
+    `history.json` and `final.png` (the fixed noise batch's samples) when it ends.
+
+    The checkpoint on disk is always of a whole step: after a NaN or infinite loss, or an
+    exception in the middle of a step (D updated, G not), the last good checkpoint is kept
+    instead of being overwritten, and the stop reason says which step it holds.
+    """
+
+    def __init__(self) -> None:
+        self.saved_step: int | None = None
+        self.keep_last = False
+
+    def _save(self, state: TrainState) -> None:
+        if state.files is not None:
+            save_checkpoint(state.checkpoint(), state.files.checkpoint)
+            self.saved_step = state.step
+
+    def on_epoch_end(self, state: TrainState) -> None:
+        self._save(state)
+
+    def on_exception(self, state: TrainState, error: BaseException) -> None:
+        self.keep_last = state.in_step or isinstance(error, NonFiniteLossError)
+
+    def on_fit_end(self, state: TrainState) -> None:
+        if state.files is None:
+            return
+        if self.keep_last:
+            kept = (f"the checkpoint of step {self.saved_step} was kept"
+                    if self.saved_step is not None else "no checkpoint was written")
+            state.stop_reason = f"{state.stop_reason} ({kept})"
+        else:
+            self._save(state)
+            save_grid(state.samples(), state.files.final, scale=2)
+        state.history.stop_reason = state.stop_reason
+        state.files.history.write_text(state.history.to_json())
+
+
+class AnnealNoise(Callback):
+    """Lowers an `InstanceNoise` discriminator's `sigma` linearly from its start to 0 over the
+    run. The schedule depends on the step only, so a resumed run continues it; the starting
+    sigma is kept in the checkpoint, so resuming with another one is visible."""
+
+    def __init__(self, noisy_d: nn.Module) -> None:
+        self.noisy_d = noisy_d
+
+    def _set(self, state: TrainState) -> None:
+        fraction = min(1.0, state.step / max(1, state.total_steps))
+        self.noisy_d.sigma = self.noisy_d.start_sigma * (1.0 - fraction)
+
+    on_fit_start = on_step_end = _set
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"start_sigma": self.noisy_d.start_sigma, "sigma": self.noisy_d.sigma}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.noisy_d.start_sigma = state["start_sigma"]
