@@ -1,5 +1,6 @@
 # The README's commands. Each creates the virtual environment (.venv) on first use.
-#   make          train a DCGAN headlessly with the training CLI (the main job)
+#   make          train a DCGAN headlessly with the training CLI (the main job), into
+#                 runs/DATASET/MODEL; ARGS=--resume continues it, ARGS=--overwrite replaces it
 #   make test     unit tests, then every notebook executed by nbmake in smoke mode
 #   make lessons  execute every lesson in full mode; executed copies go to runs/executed/
 #   make bench    the loader, speed and dashboard benchmarks (print figures; minutes)
@@ -10,12 +11,13 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 EPOCHS ?= 5
+ARGS ?=
 MODEL ?= dcgan
 
 .PHONY: train test lessons bench lint clean-venv
 
 train: $(STAMP)
-	$(PY) -m gan_helpers train --model $(MODEL) --epochs $(EPOCHS) --out runs/$(MODEL)
+	$(PY) -m gan_helpers train --model $(MODEL) --epochs $(EPOCHS) $(ARGS)
 
 test: $(STAMP)
 	$(PY) -m ruff check .

@@ -2,7 +2,8 @@
 
 For the MLP GAN and the 28x28 DCGAN: training images per second of
 - classic: torchvision dataset + ToTensor/Normalize + DataLoader(batch_size=128, shuffle=True),
-  and the classic step (`gan_helpers.baseline.plain_step`: G twice, `.item()` every step);
+  and the classic step (`gan_helpers.baseline.classic_step`: G twice, gradients zeroed by filling,
+  on these logit models with `BCEObjective`) with its losses read back every step;
 - this project: the fast `TensorLoader` (on the training device) and `fit` with `train_step`;
 each the median of several timed repeats after a warm-up, alternating, and the ratio. Also the
 peak memory (GPU: allocated by PyTorch; CPU: the process's peak resident set, measured in a fresh
@@ -24,7 +25,7 @@ import time
 import torch
 
 from gan_helpers import config, data
-from gan_helpers.baseline import plain_step
+from gan_helpers.baseline import classic_step
 from gan_helpers.models import build_gan
 from gan_helpers.objectives import BCEObjective
 from gan_helpers.training import Callback, SpeedOptions, fit
@@ -50,7 +51,7 @@ def time_classic(kind: str, loader, device: torch.device, steps: int) -> float:
                 start = time.perf_counter()
             real = real.to(device)
             z = torch.randn(real.shape[0], 100, device=device)
-            plain_step(G, D, opt_g, opt_d, real, z, objective)
+            classic_step(G, D, opt_g, opt_d, real, z, objective).tolist()  # read back: a sync
             done += 1
             if done == steps:
                 break

@@ -1,15 +1,17 @@
 """Benchmark: time to quality. The classic-tutorial MLP GAN against this project's MLP GAN and
 DCGAN, each trained for the same wall-clock budget, scored by the classifier FID over time.
 
-* classic baseline: the MLP GAN as the classic tutorials write it, its own short loop below:
-  torchvision dataset + `ToTensor`/`Normalize` + `DataLoader(batch_size=128, shuffle=True)`
-  (`gan_helpers.data.classic_loader`), a discriminator ending in `Sigmoid` with `BCELoss`, Adam
-  2e-4 / (0.5, 0.999), and the generator run twice per iteration (once for the discriminator's
-  step, once more for its own);
+* classic baseline: the MLP GAN as the classic tutorials write it (`gan_helpers.baseline`), in
+  its own short loop below: torchvision dataset + `ToTensor`/`Normalize` +
+  `DataLoader(batch_size=128, shuffle=True)` (`gan_helpers.data.classic_loader`), a
+  discriminator ending in `Sigmoid` with `BCELoss` (`ClassicBCE`), Adam 2e-4 / (0.5, 0.999), and
+  the generator run twice per iteration (once for the discriminator's step, once more on new
+  noise for its own: `classic_step(..., fresh_noise=True)`);
 * MLP GAN and DCGAN: `gan_helpers.models` trained by `gan_helpers.training.fit` on the fast loader
   (logits + `BCEWithLogitsLoss`, one batch of fakes per step).
 
-The clock runs only while a model trains: the generator's weights are copied at the evaluation
+The clock (`gan_helpers.timing.Stopwatch`) runs only while a model trains: the generator's
+weights are copied at the evaluation
 times (the copy is not timed) and all of them are scored afterwards with `gan_helpers.evaluation`
 (classifier FID of `--samples` generated images against the test split). The table gives the FID
 at `--times`, the time each model needs to reach the baseline's FID at the end of the budget
@@ -22,17 +24,21 @@ at `--times`, the time each model needs to reach the baseline's FID at the end o
 from __future__ import annotations
 
 import argparse
-import contextlib
 import copy
 import os
 import time
-from collections.abc import Iterator
 
 import torch
 from torch import nn
 
-from gan_helpers import config, data, evaluation
+from gan_helpers import config, data
+from gan_helpers.baseline import ClassicBCE, ClassicDiscriminator, ClassicGenerator, classic_step
+from gan_helpers.classifier import EPOCHS as CLASSIFIER_EPOCHS
+from gan_helpers.classifier import load_classifier
+from gan_helpers.evaluation import Evaluator
+from gan_helpers.metrics import N_SAMPLES, Scores
 from gan_helpers.models import build_gan
+from gan_helpers.timing import Stopwatch
 from gan_helpers.training import Callback, TrainState, fit
 
 BASELINE = "classic MLP (baseline)"
@@ -40,25 +46,7 @@ DEFAULT_TIMES = (30.0, 60.0, 120.0, 300.0)
 DEFAULT_GRID = (10.0, 20.0, 45.0, 90.0, 180.0, 240.0)
 
 
-# ----------------------------------------------------------------------------- the clock
-
-
-class Clock:
-    """Wall-clock seconds of training: `pause()` stops it while weights are copied."""
-
-    def __init__(self) -> None:
-        self.start, self.paused = time.perf_counter(), 0.0
-
-    def elapsed(self) -> float:
-        return time.perf_counter() - self.start - self.paused
-
-    @contextlib.contextmanager
-    def pause(self) -> Iterator[None]:
-        tick = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.paused += time.perf_counter() - tick
+# ----------------------------------------------------------------------------- the budget
 
 
 class Snapshots:
@@ -68,13 +56,13 @@ class Snapshots:
     def __init__(self, times: list[float]) -> None:
         self.times = sorted(times)
         self.taken: list[dict] = []
-        self.clock = Clock()
+        self.clock = Stopwatch()
 
     def check(self, G: nn.Module, step: int) -> bool:
         """Take the snapshots that are due; True once the budget is used."""
         elapsed = self.clock.elapsed()
         while len(self.taken) < len(self.times) and elapsed >= self.times[len(self.taken)]:
-            with self.clock.pause():
+            with self.clock.paused():
                 weights = {k: v.detach().to("cpu", copy=True) for k, v in G.state_dict().items()}
                 self.taken.append({"time": self.times[len(self.taken)], "elapsed": elapsed,
                                    "step": step, "weights": weights})
@@ -88,7 +76,7 @@ class WallClockBudget(Callback):
         self.snapshots = Snapshots(times)
 
     def on_fit_start(self, state: TrainState) -> None:
-        self.snapshots.clock = Clock()
+        self.snapshots.clock.start()
 
     def on_step_end(self, state: TrainState) -> None:
         if self.snapshots.check(state.G, state.step):
@@ -98,40 +86,6 @@ class WallClockBudget(Callback):
 # ----------------------------------------------------------------------------- the baseline
 
 
-class ClassicGenerator(nn.Module):
-    """The classic tutorials' MLP generator: 100 -> 256 -> 512 -> 1024 -> 784, tanh."""
-
-    latent_dim = 100
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.main = nn.Sequential(
-            nn.Linear(100, 256), nn.LeakyReLU(0.2),
-            nn.Linear(256, 512), nn.LeakyReLU(0.2),
-            nn.Linear(512, 1024), nn.LeakyReLU(0.2),
-            nn.Linear(1024, 784), nn.Tanh(),
-        )
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.main(z).view(-1, 1, 28, 28)
-
-
-class ClassicDiscriminator(nn.Module):
-    """The classic tutorials' MLP discriminator: 784 -> 1024 -> 512 -> 256 -> 1, sigmoid."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.main = nn.Sequential(
-            nn.Linear(784, 1024), nn.LeakyReLU(0.2), nn.Dropout(0.3),
-            nn.Linear(1024, 512), nn.LeakyReLU(0.2), nn.Dropout(0.3),
-            nn.Linear(512, 256), nn.LeakyReLU(0.2), nn.Dropout(0.3),
-            nn.Linear(256, 1), nn.Sigmoid(),
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.main(x.view(x.size(0), 784))
-
-
 def train_classic(dataset: str, times: list[float], device: torch.device, seed: int,
                   batch_size: int) -> tuple[nn.Module, Snapshots]:
     """The classic tutorials' training loop, run until the budget (the last time) is used."""
@@ -139,7 +93,7 @@ def train_classic(dataset: str, times: list[float], device: torch.device, seed: 
     loader = data.classic_loader(dataset, batch_size=batch_size)
     generator = ClassicGenerator().to(device)
     discriminator = ClassicDiscriminator().to(device)
-    criterion = nn.BCELoss()
+    objective = ClassicBCE()
     opt_g = torch.optim.Adam(generator.parameters(), lr=2e-4, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=2e-4, betas=(0.5, 0.999))
     snapshots = Snapshots(times)
@@ -147,24 +101,10 @@ def train_classic(dataset: str, times: list[float], device: torch.device, seed: 
     while True:
         for real, _ in loader:
             real = real.to(device)
-            n = real.size(0)
-            ones = torch.ones(n, 1, device=device)
-            zeros = torch.zeros(n, 1, device=device)
-
-            # Train the discriminator on real and generated images.
-            opt_d.zero_grad()
-            fake = generator(torch.randn(n, 100, device=device)).detach()
-            loss_d = criterion(discriminator(real), ones) + criterion(discriminator(fake), zeros)
-            loss_d.backward()
-            opt_d.step()
-
-            # Train the generator on new samples.
-            opt_g.zero_grad()
-            fake = generator(torch.randn(n, 100, device=device))
-            loss_g = criterion(discriminator(fake), ones)
-            loss_g.backward()
-            opt_g.step()
-
+            z = torch.randn(real.size(0), ClassicGenerator.latent_dim, device=device)
+            # The discriminator on real and generated images, then the generator on new samples.
+            classic_step(generator, discriminator, opt_g, opt_d, real, z, objective,
+                         fresh_noise=True)
             step += 1
             if snapshots.check(generator, step):
                 return generator, snapshots
@@ -200,14 +140,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--grid", type=parse_times, default=list(DEFAULT_GRID),
                         help="extra evaluation seconds for the time-to-reach figure "
                              "(default 10,20,45,90,180,240)")
-    parser.add_argument("--samples", type=int, default=evaluation.N_SAMPLES,
-                        help=f"generated images per evaluation (default {evaluation.N_SAMPLES})")
+    parser.add_argument("--samples", type=int, default=N_SAMPLES,
+                        help=f"generated images per evaluation (default {N_SAMPLES})")
     parser.add_argument("--batch-size", type=int, default=128, help="batch size (default 128)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default=None, help="cpu, cuda, mps (default: the best)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch.set_num_threads(THREADS) first (default: torch's default)")
-    parser.add_argument("--classifier-epochs", type=int, default=evaluation.EPOCHS,
+    parser.add_argument("--classifier-epochs", type=int, default=CLASSIFIER_EPOCHS,
                         help="the evaluation classifier's schedule (tests shorten it)")
     parser.add_argument("--classifier-limit", type=int, default=None,
                         help="train the evaluation classifier on the first N images only")
@@ -244,9 +184,9 @@ def main(argv: list[str] | None = None) -> dict:
     budget = args.times[-1]
     checkpoints = sorted(set(args.times) | {t for t in args.grid if t < budget})
 
-    classifier = evaluation.load_classifier(dataset, epochs=args.classifier_epochs,
-                                            limit=args.classifier_limit, device=device)
-    evaluator = evaluation.Evaluator(classifier, dataset, device=device)
+    classifier = load_classifier(dataset, epochs=args.classifier_epochs,
+                                 limit=args.classifier_limit, device=device)
+    evaluator = Evaluator(classifier, dataset, device=device)
     references = evaluator.references(n=args.samples)
 
     loader = data.make_loader(dataset, batch_size=args.batch_size, device=device, seed=args.seed)
@@ -272,7 +212,7 @@ def main(argv: list[str] | None = None) -> dict:
                           **scores.as_dict()})
         print(f"  {curve[-1]['step']:,} steps; {len(curve)} evaluations in "
               f"{time.perf_counter() - start:.0f} s (not counted); final: "
-              f"{evaluation.Scores.from_dict(curve[-1])}", flush=True)
+              f"{Scores.from_dict(curve[-1])}", flush=True)
         results["models"][name] = {"curve": curve, "steps": curve[-1]["step"],
                                    "table": [p for p in curve if p["time"] in args.times]}
 

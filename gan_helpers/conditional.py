@@ -7,21 +7,17 @@ class picker widget that generates any class on demand.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
+from typing import Any
 
 import matplotlib.pyplot as plt
 import torch
-from PIL import Image
 from torch import nn
 
 from . import dashboard
-from .models import eval_mode
-from .viz import grid_image, show_grid
-
-
-def _device(G: nn.Module) -> torch.device:
-    return next(G.parameters()).device
+from .images import grid_png
+from .models import generate
+from .viz import show_grid
 
 
 def class_samples(G: nn.Module, per_class: int = 8, classes: Sequence[int] | None = None,
@@ -38,12 +34,9 @@ def class_samples(G: nn.Module, per_class: int = 8, classes: Sequence[int] | Non
     bad = [c for c in classes if not 0 <= c < num_classes]
     if bad:
         raise ValueError(f"Classes {bad} do not exist: this generator knows 0..{num_classes - 1}.")
-    device = _device(G)
     z = torch.randn(per_class, G.latent_dim, generator=torch.Generator().manual_seed(seed))
-    z = z.repeat(len(classes), 1).to(device)
-    labels = torch.tensor(classes).repeat_interleave(per_class).to(device)
-    with eval_mode(G):
-        return G(z, labels).clamp(-1, 1).cpu()
+    labels = torch.tensor(classes).repeat_interleave(per_class)
+    return generate(G, z.repeat(len(classes), 1), labels)
 
 
 def show_class_grid(G: nn.Module, class_names: Sequence[str], per_class: int = 10,
@@ -79,20 +72,20 @@ class ClassPicker:
         """PNG bytes of `n` new images of class `label` (the next seed each call)."""
         self.draws += 1
         images = class_samples(self.G, self.n, [label], seed=self.draws)
-        img = grid_image(images, nrow=self.n)
-        img = img.resize((img.width * self.scale, img.height * self.scale), Image.NEAREST)
-        buf = io.BytesIO()
-        img.save(buf, format="png")
-        return buf.getvalue()
+        return grid_png(images, nrow=self.n, scale=self.scale)
 
     def show(self) -> None:
-        """Display the widget (or, without a widget front end, a static grid of all classes)."""
-        if not dashboard.in_kernel():
-            show_class_grid(self.G, self.class_names, self.n, title="samples of every class")
-            plt.show()
-            return
+        """Display the widget in a Jupyter kernel; elsewhere, a static grid of all classes."""
+        dashboard.show_widget(self.build_widget, self.show_static)
+
+    def show_static(self) -> None:
+        """The static version: one row of samples per class."""
+        show_class_grid(self.G, self.class_names, self.n, title="samples of every class")
+        plt.show()
+
+    def build_widget(self) -> Any:
+        """The ipywidgets picker: a class dropdown, a "New samples" button and the images."""
         import ipywidgets as w
-        from IPython.display import display
 
         self.dropdown = w.Dropdown(options=[(name, i) for i, name in
                                             enumerate(self.class_names)], description="class")
@@ -106,4 +99,4 @@ class ClassPicker:
         self.button.on_click(redraw)
         self.widget = w.VBox([w.HBox([self.dropdown, self.button]), self.image])
         self.widget.add_class("gan-class-picker")
-        display(self.widget)  # displayed once: show() returns None, so the cell adds no copy
+        return self.widget  # show() displays it once and returns None: the cell adds no copy

@@ -14,10 +14,14 @@ from __future__ import annotations
 
 import io
 import time
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
+from typing import Any
 
+from PIL import Image
+
+from .images import grid_image, grid_png
 from .training import Callback, TrainState
-from .viz import grid_image, plot_history
 
 
 def _kernel_shell():
@@ -33,6 +37,23 @@ def _kernel_shell():
 def in_kernel() -> bool:
     """True inside a Jupyter kernel, where widgets can be shown; False in scripts and tests."""
     return _kernel_shell() is not None
+
+
+def show_widget(build_widget: Callable[[], Any], static: Callable[[], object], *,
+                static_too: bool = False) -> bool:
+    """Display `build_widget()` inside a Jupyter kernel, where ipywidgets work; elsewhere (a
+    script, a test) call `static()` instead, which draws the static version. With `static_too`, a
+    kernel also displays what `static()` returns, below the widget: what a viewer without a widget
+    front end (a saved notebook, nbconvert) sees. True when the widget was displayed."""
+    if not in_kernel():
+        static()
+        return False
+    from IPython.display import display
+
+    display(build_widget())
+    if static_too:
+        display(static())
+    return True
 
 
 def _ui_events() -> AbstractContextManager:
@@ -134,10 +155,10 @@ class Dashboard(Callback):
             self._next = start + self.refresh_s
             return
         self.refreshes += 1
-        buf = io.BytesIO()
-        grid_image(state.samples()).resize((280, 280)).save(buf, format="png", compress_level=1)
-        self.samples.value = buf.getvalue()
+        self.samples.value = grid_png(state.samples(), size=(280, 280), resample=Image.BICUBIC)
         if state.history.get("loss_d") and self._curves_at != state.step:
+            from .viz import plot_history  # matplotlib: imported only where it draws
+
             self._curves_at = state.step
             plot_history(state.history, axes=self.axes)
             buf = io.BytesIO()
@@ -180,6 +201,8 @@ class Dashboard(Callback):
         """The final samples and curves as a plain figure, for where widgets do not render."""
         import matplotlib.pyplot as plt
         from IPython.display import display
+
+        from .viz import plot_history
 
         fig = plt.figure(figsize=(12, 3.6))
         grid_ax = fig.add_axes((0.0, 0.05, 0.26, 0.85))

@@ -8,12 +8,12 @@
     Explorer(G, z, {"→ trousers": means[1] - means[0]}).show()   # sliders, or a static grid
 
 Latent vectors are tensors `(..., latent_dim)`; images are floats in [-1, 1], `(N, C, H, W)`,
-on the CPU. The generator always runs in eval mode, without gradients (see `generate`).
+on the CPU. The generator always runs in eval mode, without gradients (`models.generate`, also
+importable from here as `latent.generate`).
 """
 
 from __future__ import annotations
 
-import io
 import math
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -26,10 +26,11 @@ import torch
 from PIL import Image
 from torch import nn
 
-from . import config, dashboard, models
-from .checkpoints import CheckpointError, load_checkpoint, load_module_state
-from .training import CHECKPOINT_FORMAT
-from .viz import grid_image, show_grid
+from . import config, dashboard
+from .checkpoints import RunFiles, RunMismatchError, load_generator
+from .images import enlarge, grid_image, grid_png
+from .models import generate
+from .viz import show_grid
 
 CANDIDATES = ("03_dcgan", "04_live_training", "07_latent_space")
 """Run folders (under `config.runs_dir()`) searched, in order, for a trained generator: lessons
@@ -138,21 +139,6 @@ def walk(keypoints: torch.Tensor, steps: int = 16, method: str = "slerp",
 # ----------------------------------------------------------------------------- images
 
 
-def generate(G: nn.Module, z: torch.Tensor, batch_size: int = 500) -> torch.Tensor:
-    """`G`'s images for latent vectors `z` `(..., d)`: `(..., C, H, W)` on the CPU, in [-1, 1].
-
-    Eval mode (BatchNorm uses its running statistics, so one image does not depend on the others
-    in its batch), no gradients, in batches; `G`'s training mode is restored afterwards.
-    """
-    device = next(G.parameters()).device
-    flat = z.reshape(-1, z.shape[-1])
-    with models.eval_mode(G):
-        out = [G(flat[i:i + batch_size].to(device)).clamp(-1, 1).cpu()
-               for i in range(0, len(flat), batch_size)]
-    images = torch.cat(out)
-    return images.view(*z.shape[:-1], *images.shape[1:])
-
-
 def interpolate(G: nn.Module, z0: torch.Tensor, z1: torch.Tensor, steps: int = 10,
                 method: str = "slerp") -> torch.Tensor:
     """The images along the path from `z0` to `z1`: `(steps, C, H, W)` for single vectors `(d,)`,
@@ -165,13 +151,12 @@ def strip_image(rows: torch.Tensor, scale: int = 1) -> Image.Image:
     """Interpolation strips `(R, S, C, H, W)` (or one strip `(S, C, H, W)`) as one PIL image,
     one strip per row, enlarged `scale` times."""
     rows = rows if rows.dim() == 5 else rows.unsqueeze(0)
-    img = grid_image(rows.flatten(0, 1), nrow=rows.shape[1])
-    return img.resize((img.width * scale, img.height * scale), Image.NEAREST) if scale > 1 else img
+    return enlarge(grid_image(rows.flatten(0, 1), nrow=rows.shape[1]), scale)
 
 
 def gif_frames(G: nn.Module, zs: torch.Tensor, nrow: int = 4) -> list[Image.Image]:
     """One grid image per point of a path of batches `zs` `(T, N, d)` (from `path` or `walk`):
-    the frames of an animation, for `viz.make_gif`."""
+    the frames of an animation, for `images.make_gif`."""
     images = generate(G, zs)
     return [grid_image(frame, nrow=nrow) for frame in images]
 
@@ -179,67 +164,34 @@ def gif_frames(G: nn.Module, zs: torch.Tensor, nrow: int = 4) -> list[Image.Imag
 # ----------------------------------------------------------------------------- a trained generator
 
 
-def generator_from_state(state: Mapping[str, torch.Tensor],
-                         where: str | os.PathLike[str] = "the checkpoint") -> nn.Module:
-    """A generator of the right class and size for the weights `state`, with them loaded.
-
-    The family (MLP, DCGAN, 64x64 DCGAN) and its sizes are read from the weights' shapes.
-    Raises `CheckpointError` naming `where` if they fit none of `gan_helpers.models`.
-    """
-    first = state.get("net.0.weight")
-    G: nn.Module
-    if first is not None and first.dim() == 4 and tuple(first.shape[2:]) in ((7, 7), (4, 4)):
-        cls, factor = ((models.DCGANGenerator, 2) if first.shape[2] == 7
-                       else (models.DCGAN64Generator, 8))
-        last = state[max((k for k in state if k.endswith(".weight")),
-                         key=lambda k: int(k.split(".")[1]))]
-        G = cls(latent_dim=first.shape[0], width=first.shape[1] // factor,
-                channels=last.shape[1])
-    elif first is not None and first.dim() == 2:
-        linears = [v for k, v in state.items() if k.endswith(".weight") and v.dim() == 2]
-        pixels = linears[-1].shape[0]
-        side = math.isqrt(pixels)
-        G = models.MLPGenerator(latent_dim=first.shape[1],
-                                hidden=[w.shape[0] for w in linears[:-1]],
-                                image_shape=(pixels // (side * side), side, side),
-                                batchnorm=any(k.endswith("running_mean") for k in state))
-    else:
-        raise CheckpointError(f"The generator's weights in {where} fit no model of gan_helpers.")
-    load_module_state(G, dict(state), "generator", where)
-    return G
-
-
 def find_generator(runs: str | os.PathLike[str] | None = None,
                    candidates: Sequence[str] = CANDIDATES,
                    device: torch.device | str | None = None, dataset: str | None = None,
                    verbose: bool = True) -> tuple[nn.Module, Path] | None:
-    """The first trained generator in `runs/NAME/checkpoint.pt` for NAME in `candidates`, as
-    `(G, path)` with `G` in eval mode on `device`; None if there is none (train one then).
+    """The first trained generator among the run folders `runs/NAME` for NAME in `candidates`, as
+    `(G, checkpoint path)` with `G` rebuilt from its checkpoint's record (the best checkpoint when
+    there is one), in eval mode on `device`; None if there is none (train one then).
 
-    `runs` defaults to `config.runs_dir()` (`runs/smoke/` in smoke mode). A checkpoint that
-    records another dataset than `dataset` (default: `$GAN_DATASET`) is passed over. A damaged
+    `runs` defaults to `config.runs_dir(dataset=dataset)` (run folders are kept by dataset). A
+    run of another dataset than `dataset` (default: `$GAN_DATASET`) is passed over. A damaged
     checkpoint raises `CheckpointError` naming it, rather than being passed over in silence.
     """
-    root = config.runs_dir(runs)
     wanted = config.dataset_name(dataset)
+    root = config.runs_dir(runs, dataset=wanted)
     for name in candidates:
-        where = root / name / "checkpoint.pt"
-        if not where.exists():
+        if not RunFiles(root / name).checkpoint.exists():
             continue
-        ckpt = load_checkpoint(where)
-        if ckpt.get("format") != CHECKPOINT_FORMAT or "G" not in ckpt:
-            raise CheckpointError(f"{where} is not a training checkpoint of gan_helpers.")
-        saved = (ckpt.get("meta") or {}).get("dataset")
-        if saved is not None and saved != wanted:
+        try:
+            G, ckpt = load_generator(root / name, dataset=wanted,
+                                     device=config.pick_device(device))
+        except RunMismatchError as err:
             if verbose:
-                print(f"Passing over {where}: trained on {saved}, not {wanted}.")
+                print(f"Passing over {root / name}: {err}")
             continue
-        G = generator_from_state(ckpt["G"], where)
-        G = G.to(config.pick_device(device)).eval()
         if verbose:
             print(f"Loaded a trained {type(G).__name__} (latent dimension {G.latent_dim}, "
-                  f"{ckpt.get('step', 0):,} training steps) from {where}.")
-        return G, where
+                  f"{ckpt['step']:,} training steps) from {ckpt['path']}.")
+        return G, Path(ckpt["path"])
     return None
 
 
@@ -467,10 +419,7 @@ class Explorer:
         return fig
 
     def _png(self, image: torch.Tensor) -> bytes:
-        img = grid_image(image.unsqueeze(0), padding=0)
-        buf = io.BytesIO()
-        img.resize((self.size, self.size), Image.NEAREST).save(buf, format="png")
-        return buf.getvalue()
+        return grid_png(image.unsqueeze(0), padding=0, size=(self.size, self.size))
 
     def build_widget(self) -> Any:
         """The ipywidgets explorer: an image, a slider per direction, a reset button."""
@@ -509,11 +458,7 @@ class Explorer:
     def show(self) -> plt.Figure:
         """Display the widget (in Jupyter) and the static grid; return the grid's figure."""
         fig = self.static_figure()
-        if dashboard.in_kernel():
-            from IPython.display import display
-
-            self.mode = "widgets"
-            display(self.build_widget())
-            display(fig)
+        shown = dashboard.show_widget(self.build_widget, lambda: fig, static_too=True)
+        self.mode = "widgets" if shown else "static"
         plt.close(fig)
         return fig

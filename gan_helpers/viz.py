@@ -1,38 +1,28 @@
-"""Pictures: image grids (built on `torchvision.utils.make_grid`), loss curves and GIFs."""
+"""Plots with matplotlib: image grids inline, loss and gradient curves, quality curves and
+class histograms, and `save_figure` to write any figure as a PNG. Image files without pyplot
+(grids, PNG bytes, GIFs) are in `images`."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import matplotlib.pyplot as plt
 import torch
 from PIL import Image
-from torchvision.utils import make_grid
 
-from .data import denormalize
-
-
-def grid_image(images: torch.Tensor, nrow: int = 8, padding: int = 2) -> Image.Image:
-    """A PIL image of a grid of `images` in [-1, 1] (shape `(N, C, H, W)`)."""
-    grid = make_grid(denormalize(images.detach().float().cpu()), nrow=nrow, padding=padding,
-                     pad_value=1.0)
-    array = grid.mul(255).round_().to(torch.uint8).permute(1, 2, 0).numpy()
-    if array.shape[2] == 1 or (array[..., 0] == array[..., 1]).all():
-        return Image.fromarray(array[..., 0], mode="L")
-    return Image.fromarray(array, mode="RGB")
+from .images import grid_image, make_gif, save_grid  # noqa: F401 - re-exported for the lessons
+from .metrics import FAIR_SHARE, Scores
 
 
-def save_grid(images: torch.Tensor, path: str | os.PathLike[str], nrow: int = 8,
-              scale: int = 1) -> Path:
-    """Save a grid of `images` in [-1, 1] as a PNG (enlarged `scale` times); return the path."""
+def save_figure(fig: plt.Figure, path: str | os.PathLike[str], dpi: int = 100) -> Path:
+    """Save `fig` as an image file at `path` (folders created), close it; return the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    img = grid_image(images, nrow=nrow)
-    if scale != 1:
-        img = img.resize((img.width * scale, img.height * scale), Image.NEAREST)
-    img.save(path)
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
     return path
 
 
@@ -121,27 +111,69 @@ def plot_grad_norms(histories: Mapping[str, Mapping[str, Sequence[float]]], smoo
 def save_history_plot(history: Mapping[str, Sequence[float]],
                       path: str | os.PathLike[str]) -> Path:
     """Save the loss and D(x) / D(G(z)) curves as a PNG; return the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig = plot_history(history)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(plot_history(history), path)
 
 
-def make_gif(frames: Sequence[str | os.PathLike[str] | Image.Image], path: str | os.PathLike[str],
-             duration_ms: int = 400, scale: int = 2, hold_last_ms: int = 1500) -> Path:
-    """Turn PNG frames (paths or PIL images) into an animated GIF with Pillow; return the path."""
-    if not frames:
-        raise ValueError("make_gif needs at least one frame.")
-    images = [f if isinstance(f, Image.Image) else Image.open(f) for f in frames]
-    images = [im.convert("L").resize((im.width * scale, im.height * scale), Image.NEAREST)
-              for im in images]
-    durations = [duration_ms] * (len(images) - 1) + [hold_last_ms]
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    images[0].save(path, save_all=True, append_images=images[1:], duration=durations, loop=0)
-    return path
+def plot_quality(runs: Mapping[str, Sequence[Mapping[str, Any]]],
+                 references: Mapping[str, Scores] | None = None, x: str = "seconds",
+                 axes: Sequence[plt.Axes] | None = None) -> plt.Figure:
+    """FID (log scale), IS and coverage against training time (`x="seconds"`), `"epoch"` or
+    `"step"`.
+
+    `runs` maps a name to its `history["eval"]`; `references` (from `Evaluator.references`) are
+    drawn as dashed lines.
+    """
+    if axes is None:
+        fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+    else:
+        fig = axes[0].figure
+    panels = [("fid", "classifier FID (lower is better)"),
+              ("inception_score", "classifier IS (higher is better)"),
+              ("coverage", "classes covered")]
+    for ax, (key, title) in zip(axes, panels):
+        for name, entries in runs.items():
+            if entries:
+                ax.plot([e[x] for e in entries], [e[key] for e in entries], "o-", label=name)
+        for (name, ref), style in zip((references or {}).items(), ("--", ":")):
+            ax.axhline(getattr(ref, key), color="gray", linestyle=style, label=name)
+        ax.set_title(title)
+        ax.set_xlabel("training time (s)" if x == "seconds" else x)
+        ax.set_xlim(left=0)
+        ax.grid(alpha=0.3)
+    axes[0].set_yscale("log")
+    axes[2].set_ylim(0, 10.5)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_histograms(histograms: Mapping[str, Sequence[float]],
+                    classes: Sequence[str] | None = None, ax: plt.Axes | None = None) -> plt.Axes:
+    """Grouped bars: the share of samples predicted as each class, one colour per name."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(11, 3.6))
+    names = list(histograms)
+    k = len(next(iter(histograms.values())))
+    width = 0.8 / max(1, len(names))
+    for i, name in enumerate(names):
+        ax.bar([c + (i - (len(names) - 1) / 2) * width for c in range(k)], histograms[name],
+               width, label=name)
+    ax.axhline(1 / k, color="gray", linestyle="--", label="uniform share")
+    ax.axhline(FAIR_SHARE / k, color="gray", linestyle=":", label="covered above")
+    ax.set_xticks(range(k))
+    ax.set_xticklabels(classes or [str(c) for c in range(k)], rotation=20)
+    ax.set_ylabel("share of samples")
+    ax.set_title("predicted classes of the samples")
+    ax.set_ylim(0, 1.3 * max(max(h) for h in histograms.values()))
+    ax.legend(fontsize=8, ncol=3, loc="upper left")
+    return ax
+
+
+def save_quality_plot(entries: Sequence[Mapping[str, Any]], path: str | os.PathLike[str],
+                      references: Mapping[str, Scores] | None = None,
+                      name: str = "this run") -> Path:
+    """Save `plot_quality` of one run's `history["eval"]` as a PNG; return the path."""
+    return save_figure(plot_quality({name: entries}, references), path)
 
 
 def show_images(paths: Sequence[str | os.PathLike[str]], titles: Sequence[str] | None = None,

@@ -8,15 +8,11 @@ matplotlib.use("Agg")
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
+from conftest import small_conditional_g  # noqa: E402
 
 from gan_helpers import conditional, models  # noqa: E402
 
 CLASSES = [f"class {i}" for i in range(10)]
-
-
-def small_conditional_g():
-    torch.manual_seed(0)
-    return models.ConditionalGenerator("mlp", latent_dim=8, num_classes=10, hidden=(16,))
 
 
 def test_class_samples_share_the_noise_across_classes_and_keep_train_mode():

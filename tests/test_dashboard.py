@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from test_training import small_gan, tiny_loader
+from conftest import small_gan, tiny_loader
 
 from gan_helpers import dashboard
 from gan_helpers.training import Callback, fit
@@ -54,3 +54,17 @@ def test_plain_script_gets_text_status_lines(capsys):
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0].startswith("epoch 1/2 · step 8/16") and "images/s" in lines[0]
     assert lines[-1].endswith("· finished")
+
+
+def test_show_widget_draws_the_static_version_outside_a_kernel():
+    calls = []
+    assert not dashboard.show_widget(lambda: calls.append("widget"), lambda: calls.append("static"))
+    assert calls == ["static"]
+
+
+def test_show_widget_displays_the_widget_in_a_kernel(widgets_mode, monkeypatch):
+    shown = []
+    monkeypatch.setattr("IPython.display.display", shown.append)
+    assert dashboard.show_widget(lambda: "widget", lambda: "static")
+    assert dashboard.show_widget(lambda: "widget", lambda: "static", static_too=True)
+    assert shown == ["widget", "widget", "static"]

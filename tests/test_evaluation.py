@@ -3,16 +3,19 @@ the time-to-quality benchmark end to end on a tiny dataset."""
 
 from __future__ import annotations
 
+import ast
 import json
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
-from test_conditional import small_conditional_g
-from test_training import small_gan
+from conftest import small_conditional_g, small_gan
 
 from benchmarks import bench_time_to_quality
-from gan_helpers import evaluation, models
+from gan_helpers import classifier, evaluation, metrics, models
 from gan_helpers.checkpoints import load_checkpoint
 from gan_helpers.data import make_loader
 from gan_helpers.training import fit
@@ -25,14 +28,14 @@ TINY = {"epochs": 1, "limit": 256}  # a classifier trained in well under a secon
 
 def test_identical_feature_sets_give_fid_zero():
     feats = torch.randn(2000, 32, generator=torch.Generator().manual_seed(0)) * 3 + 1
-    assert evaluation.fid_from_features(feats, feats.clone()) == pytest.approx(0.0, abs=1e-6)
+    assert metrics.fid_from_features(feats, feats.clone()) == pytest.approx(0.0, abs=1e-6)
 
 
 def test_singular_covariances_are_handled():
     # A collapsed generator: every sample the same, a covariance of rank 0.
     a = torch.ones(100, 16)
     b = torch.randn(500, 16, generator=torch.Generator().manual_seed(1))
-    value = evaluation.fid_from_features(a, b)
+    value = metrics.fid_from_features(a, b)
     assert math.isfinite(value) and value > 0
 
 
@@ -41,52 +44,52 @@ def test_two_gaussians_give_the_closed_form_value():
     mu1, mu2 = torch.tensor([0.0, 1.0, 2.0]), torch.tensor([1.0, 1.0, 0.0])
     s1, s2 = torch.tensor([1.0, 4.0, 9.0]), torch.tensor([4.0, 1.0, 1.0])
     expected = 1 + 4 + (1 + 1 + 4)
-    assert evaluation.frechet_distance(mu1, torch.diag(s1), mu2, torch.diag(s2)) == \
+    assert metrics.frechet_distance(mu1, torch.diag(s1), mu2, torch.diag(s2)) == \
         pytest.approx(expected, rel=1e-9)
     # A general case: the same covariance rotated, so only the means differ.
     q, _ = torch.linalg.qr(torch.randn(3, 3, dtype=torch.float64,
                                        generator=torch.Generator().manual_seed(2)))
     sigma = q @ torch.diag(torch.tensor([1.0, 2.0, 5.0], dtype=torch.float64)) @ q.T
-    assert evaluation.frechet_distance(mu1, sigma, mu2, sigma) == pytest.approx(5.0, rel=1e-9)
+    assert metrics.frechet_distance(mu1, sigma, mu2, sigma) == pytest.approx(5.0, rel=1e-9)
     # And from samples: two large sets drawn from those Gaussians come close to the value.
     gen = torch.Generator().manual_seed(3)
     a = mu1 + torch.randn(200_000, 3, generator=gen) * s1.sqrt()
     b = mu2 + torch.randn(200_000, 3, generator=gen) * s2.sqrt()
-    assert evaluation.fid_from_features(a, b) == pytest.approx(expected, rel=0.02)
+    assert metrics.fid_from_features(a, b) == pytest.approx(expected, rel=0.02)
 
 
 def test_one_class_gives_coverage_one_and_a_one_class_histogram():
     probs = torch.full((300, 10), 0.01)
     probs[:, 7] = 0.91
-    hist = evaluation.class_histogram(probs)
+    hist = metrics.class_histogram(probs)
     assert hist == [0.0] * 7 + [1.0] + [0.0] * 2
-    assert evaluation.coverage(hist) == 1
-    assert evaluation.confidence(probs) == 1.0
-    assert evaluation.inception_score(probs) == pytest.approx(1.0)
+    assert metrics.coverage(hist) == 1
+    assert metrics.confidence(probs) == 1.0
+    assert metrics.inception_score(probs) == pytest.approx(1.0)
 
 
 def test_uniform_confident_classes_give_full_coverage_and_the_top_score():
     probs = torch.eye(10).repeat(50, 1)
-    hist = evaluation.class_histogram(probs)
-    assert evaluation.coverage(hist) == 10 and hist == pytest.approx([0.1] * 10)
-    assert evaluation.inception_score(probs) == pytest.approx(10.0, rel=1e-6)
-    assert evaluation.confidence(torch.full((4, 10), 0.1)) == 0.0
+    hist = metrics.class_histogram(probs)
+    assert metrics.coverage(hist) == 10 and hist == pytest.approx([0.1] * 10)
+    assert metrics.inception_score(probs) == pytest.approx(10.0, rel=1e-6)
+    assert metrics.confidence(torch.full((4, 10), 0.1)) == 0.0
 
 
 # ----------------------------------------------------------------------------- the classifier
 
 
 def test_classifier_is_trained_once_then_loaded(tiny_data, capsys, monkeypatch):
-    model = evaluation.load_classifier(**TINY, device="cpu")
+    model = classifier.load_classifier(**TINY, device="cpu")
     assert "test accuracy" in capsys.readouterr().out and 0 <= model.test_accuracy <= 1
-    path = evaluation.classifier_path(**TINY)
+    path = classifier.classifier_path(**TINY)
     assert path.exists() and path.parent == tiny_data["root"] / "classifiers"
-    assert path != evaluation.classifier_path()  # a short schedule never replaces the real one
+    assert path != classifier.classifier_path()  # a short schedule never replaces the real one
 
     def no_training(*args, **kwargs):
         raise AssertionError("a current cached classifier must be loaded, not retrained")
-    monkeypatch.setattr(evaluation, "train_classifier", no_training)
-    again = evaluation.load_classifier(**TINY, device="cpu")
+    monkeypatch.setattr(classifier, "train_classifier", no_training)
+    again = classifier.load_classifier(**TINY, device="cpu")
     for key, value in model.state_dict().items():
         assert torch.equal(value, again.state_dict()[key])
     assert "cached" in capsys.readouterr().out
@@ -94,11 +97,11 @@ def test_classifier_is_trained_once_then_loaded(tiny_data, capsys, monkeypatch):
 
 @pytest.mark.parametrize("damage", ["version", "key", "corrupt", "not a classifier"])
 def test_a_stale_or_corrupt_cached_classifier_is_retrained(tiny_data, capsys, damage):
-    evaluation.load_classifier(**TINY, device="cpu", verbose=False)
-    path = evaluation.classifier_path(**TINY)
+    classifier.load_classifier(**TINY, device="cpu", verbose=False)
+    path = classifier.classifier_path(**TINY)
     saved = torch.load(path, weights_only=True)
     if damage == "version":
-        saved["version"] = evaluation.VERSION - 1
+        saved["version"] = classifier.VERSION - 1
         torch.save(saved, path)
     elif damage == "key":
         saved["key"] = "mnist/v1/epochs=1/limit=256/seed=0"
@@ -108,19 +111,19 @@ def test_a_stale_or_corrupt_cached_classifier_is_retrained(tiny_data, capsys, da
     else:
         torch.save({"weights": torch.zeros(3)}, path)
     capsys.readouterr()
-    model = evaluation.load_classifier(**TINY, device="cpu")
+    model = classifier.load_classifier(**TINY, device="cpu")
     out = capsys.readouterr().out
     assert "Retraining" in out and "test accuracy" in out
     fresh = torch.load(path, weights_only=True)
-    assert fresh["version"] == evaluation.VERSION
-    assert fresh["key"] == evaluation.classifier_key(**TINY) == model.key
+    assert fresh["version"] == classifier.VERSION
+    assert fresh["key"] == classifier.classifier_key(**TINY) == model.key
 
 
 def test_training_the_classifier_leaves_the_global_random_state_alone(tiny_data):
     torch.manual_seed(5)
     expected = torch.rand(3)
     torch.manual_seed(5)
-    evaluation.train_classifier(**TINY, device="cpu", verbose=False)
+    classifier.train_classifier(**TINY, device="cpu", verbose=False)
     assert torch.equal(torch.rand(3), expected)
 
 
@@ -129,7 +132,7 @@ def test_training_the_classifier_leaves_the_global_random_state_alone(tiny_data)
 
 @pytest.fixture
 def evaluator(tiny_data):
-    return evaluation.Evaluator(evaluation.load_classifier(**TINY, device="cpu", verbose=False),
+    return evaluation.Evaluator(classifier.load_classifier(**TINY, device="cpu", verbose=False),
                                 device="cpu")
 
 
@@ -167,16 +170,17 @@ def test_callback_adds_evaluations_to_the_history_and_keeps_the_best(evaluator, 
     assert all(e["seconds"] > 0 and e["n"] == 100 and len(e["histogram"]) == 10
                for e in entries)
     best = load_checkpoint(tmp_path / "run" / "best.pt")
-    assert best["meta"]["fid"] == min(e["fid"] for e in entries)
-    saved = load_checkpoint(tmp_path / "run" / "checkpoint.pt")["history"]["eval"]
-    assert saved == entries  # the history, evaluations included, fits a safe checkpoint
+    assert best["best"]["fid"] == min(e["fid"] for e in entries)
+    saved = load_checkpoint(tmp_path / "run" / "checkpoint.pt")["callbacks"]["EvaluateEvery"]
+    assert saved["records"] == entries  # the callback's own state, in a safe checkpoint
+    assert saved["seconds"] >= entries[-1]["seconds"]
 
 
 def test_early_stop_when_the_fid_stops_improving(evaluator, monkeypatch):
     fids = iter([5.0, 4.0, 4.5, 4.2, 3.0])
 
     def fake_score(G, n, **kwargs):
-        return evaluation.Scores(next(fids), 1.0, 1, 10, 0.5, [0.1] * 10, n)
+        return metrics.Scores(next(fids), 1.0, 1, 10, 0.5, [0.1] * 10, n)
     monkeypatch.setattr(evaluator, "score_generator", fake_score)
     G, D = small_gan()
     callback = evaluation.EvaluateEvery(evaluator, n=10, patience=2, verbose=False)
@@ -233,5 +237,31 @@ def test_cli_evaluates_writes_metrics_and_keeps_the_best(tiny_data, tmp_path, ca
     assert metrics["best"]["fid"] == min(e["fid"] for e in metrics["eval"])
     assert set(metrics["references"]) == {"real (training split)", "noise (uniform)"}
     assert {"quality.png", "best.pt", "checkpoint.pt"} <= {p.name for p in out.iterdir()}
-    assert load_checkpoint(out / "best.pt")["meta"]["fid"] == metrics["best"]["fid"]
+    assert load_checkpoint(out / "best.pt")["best"]["fid"] == metrics["best"]["fid"]
     assert "Best classifier FID" in capsys.readouterr().out
+
+
+# ----------------------------------------------------------------------------- module boundaries
+
+PLOTTING = ("matplotlib", "ipywidgets")
+PACKAGE = Path(__file__).resolve().parent.parent / "gan_helpers"
+
+
+def test_images_metrics_and_the_classifier_load_no_plotting_library():
+    """Training and scoring never pay for pyplot or widgets: these modules import neither."""
+    code = ("import sys, gan_helpers.images, gan_helpers.metrics, gan_helpers.classifier; "
+            f"print([m for m in {PLOTTING} if m in sys.modules])")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True)
+    assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("module", ["images", "metrics", "classifier", "evaluation"])
+def test_measuring_modules_import_no_plotting_library(module):
+    """Their own imports, wherever they are in the file (the plots live in viz)."""
+    tree = ast.parse((PACKAGE / f"{module}.py").read_text())
+    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import)
+                for alias in node.names}
+    imported |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    assert not {name for name in imported if name.split(".")[0] in PLOTTING}
+    assert "viz" not in imported and "dashboard" not in imported

@@ -7,9 +7,14 @@ import torch
 from torch import nn
 
 from gan_helpers import models
+from gan_helpers.baseline import ClassicDiscriminator, ClassicGenerator
 
 
-@pytest.mark.parametrize("kind", ["mlp", "dcgan", "dcgan64"])
+def linear_widths(module: nn.Module) -> list[int]:
+    return [m.out_features for m in module.modules() if isinstance(m, nn.Linear)]
+
+
+@pytest.mark.parametrize("kind", sorted(models.MODELS))
 def test_shapes_and_ranges(kind):
     torch.manual_seed(0)
     G, D, size = models.build_gan(kind)
@@ -24,10 +29,14 @@ def test_shapes_and_ranges(kind):
 
 
 def test_mlp_sizes_are_the_classic_ones_and_arguments():
+    """The lessons' MLP GAN has the classic tutorials' layers (gan_helpers.baseline), except that
+    D ends in a logit, not a sigmoid."""
     G, D = models.MLPGenerator(), models.MLPDiscriminator()
-    widths = [m.out_features for m in G.modules() if isinstance(m, nn.Linear)]
-    assert widths == [256, 512, 1024, 784]
-    assert [m.out_features for m in D.modules() if isinstance(m, nn.Linear)] == [1024, 512, 256, 1]
+    assert linear_widths(G) == linear_widths(ClassicGenerator())
+    assert linear_widths(D) == linear_widths(ClassicDiscriminator())
+    assert linear_widths(G)[-1] == 28 * 28 and linear_widths(D)[-1] == 1
+    assert isinstance(list(ClassicDiscriminator().modules())[-1], nn.Sigmoid)
+    assert not isinstance(list(D.modules())[-1], nn.Sigmoid)
     assert any(isinstance(m, nn.Dropout) for m in D.modules())
     small = models.MLPGenerator(latent_dim=8, hidden=(16,), batchnorm=True)
     bns = [m for m in small.modules() if isinstance(m, nn.BatchNorm1d)]

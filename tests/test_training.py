@@ -2,35 +2,25 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 
 import pytest
 import torch
-from conftest import make_images
+from conftest import small_gan, tiny_loader
 
-from gan_helpers import data, models
-from gan_helpers.baseline import plain_step
-from gan_helpers.checkpoints import CheckpointError, load_checkpoint
+from gan_helpers.baseline import ClassicBCE, classic_step
+from gan_helpers.checkpoints import CheckpointError, RunFiles, RunMismatchError, load_checkpoint
 from gan_helpers.objectives import BCEObjective
-from gan_helpers.training import Callback, NonFiniteLossError, SpeedOptions, fit, train_step
-
-
-def small_gan(kind: str = "mlp", seed: int = 0):
-    torch.manual_seed(seed)
-    if kind == "mlp":
-        return models.MLPGenerator(latent_dim=16, hidden=(32, 64)), models.MLPDiscriminator(
-            hidden=(64, 32))
-    G, D = models.DCGANGenerator(latent_dim=16, width=8), models.DCGANDiscriminator(width=8)
-    G.apply(models.weights_init)
-    D.apply(models.weights_init)
-    return G, D
-
-
-def tiny_loader(n: int = 256, batch_size: int = 32, seed: int = 0) -> data.TensorLoader:
-    images, labels = make_images(n)
-    return data.TensorLoader(torch.from_numpy(images).unsqueeze(1), torch.from_numpy(labels).long(),
-                             batch_size=batch_size, drop_last=True, seed=seed)
+from gan_helpers.training import (
+    STATS,
+    Callback,
+    NonFiniteLossError,
+    SpeedOptions,
+    fit,
+    train_step,
+)
 
 
 def params(module):
@@ -87,21 +77,41 @@ def test_discriminator_learns_to_tell_a_fixed_batch_from_fakes():
     assert stats[2] > stats[3]  # D(x) above D(G(z))
 
 
-def test_bce_with_logits_equals_sigmoid_then_bce():
-    logits = torch.tensor([-30.0, -2.0, 0.0, 3.0])
-    objective = BCEObjective()
-    ref = torch.nn.BCELoss()(torch.sigmoid(logits), torch.ones(4))
-    assert torch.allclose(objective.g_loss(logits[1:]),
-                          torch.nn.BCELoss()(torch.sigmoid(logits[1:]), torch.ones(3)))
-    assert torch.isfinite(objective.g_loss(logits))  # stable even where sigmoid rounds to 0
-    assert ref.item() == pytest.approx(objective.g_loss(logits).item(), rel=0.2)
+def test_bce_with_logits_is_exact_where_sigmoid_then_bce_clamps():
+    """The lessons' loss (BCE on logits) against the classic one (BCELoss on sigmoid outputs):
+    equal for moderate logits; far out, sigmoid rounds to exactly 0 or 1, BCELoss clamps its log
+    at -100, and the classic loss is stuck at 100 with no gradient, while BCE on logits gives
+    the exact value, -log sigmoid(-200) = 200, and a gradient of full size."""
+    stable, classic = BCEObjective(), ClassicBCE()
+    moderate = torch.tensor([-2.0, 0.0, 3.0])
+    assert torch.allclose(stable.g_loss(moderate), classic.g_loss(torch.sigmoid(moderate)),
+                          rtol=1e-6)
+    assert torch.allclose(stable.d_loss(moderate, -moderate),
+                          classic.d_loss(torch.sigmoid(moderate), torch.sigmoid(-moderate)),
+                          rtol=1e-6)
+
+    far = torch.tensor([-200.0, -200.0], requires_grad=True)  # D is sure the fakes are fake
+    assert torch.sigmoid(far).tolist() == [0.0, 0.0]  # rounded to 0: log(0) = -inf
+    loss = stable.g_loss(far)
+    assert loss.item() == 200.0  # exact: softplus(200)
+    (grad,) = torch.autograd.grad(loss, far)
+    assert grad.tolist() == [-0.5, -0.5]  # d/dx of mean(softplus(-x)) = -sigmoid(-x) / 2
+    clamped = classic.g_loss(torch.sigmoid(far))
+    assert clamped.item() == 100.0  # log clamped at -100
+    (grad,) = torch.autograd.grad(clamped, far)
+    assert grad.abs().max().item() == 0.0  # and no gradient reaches G at all
+
+    # D's loss with both verdicts wrong by 200: each term exact, against 100 + 100 clamped.
+    real, fake = torch.tensor([-200.0]), torch.tensor([200.0])
+    assert stable.d_loss(real, fake).item() == 400.0
+    assert classic.d_loss(torch.sigmoid(real), torch.sigmoid(fake)).item() == 200.0
 
 
 def test_fit_writes_grids_checkpoint_and_history(tmp_path):
     G, D = small_gan("dcgan")
     history = fit(G, D, tiny_loader(), epochs=2, run_dir=tmp_path, progress=False)
     assert history.stop_reason == "finished"
-    assert all(len(history[k]) == 16 for k in ("loss_d", "loss_g", "d_real", "d_fake"))
+    assert {k: len(history[k]) for k in STATS} == dict.fromkeys(STATS, 16)
     assert sorted(p.name for p in (tmp_path / "grids").iterdir()) == ["epoch_001.png",
                                                                      "epoch_002.png"]
     ckpt = load_checkpoint(tmp_path / "checkpoint.pt")
@@ -168,7 +178,9 @@ def test_stopping_returns_history_and_leaves_a_resumable_checkpoint(how, tmp_pat
     assert len(resumed["loss_d"]) == 24
 
 
-def test_exception_in_a_step_is_raised_after_writing_a_checkpoint(tmp_path):
+def test_exception_in_a_step_is_raised_and_no_half_step_is_saved(tmp_path):
+    """An exception inside step 4, before any epoch ended: raised again; no checkpoint (none
+    was of a whole step), and history.json says so, with the 3 steps done."""
     calls = []
 
     def flaky_step(*args):
@@ -178,21 +190,25 @@ def test_exception_in_a_step_is_raised_after_writing_a_checkpoint(tmp_path):
         return train_step(*args)
 
     G, D = small_gan()
-    with pytest.raises(RuntimeError, match="simulated") as err:
+    with pytest.raises(RuntimeError, match="simulated"):
         fit(G, D, tiny_loader(), epochs=1, run_dir=tmp_path, step_fn=flaky_step, progress=False)
-    assert len(err.value.history["loss_d"]) == 3
-    assert load_checkpoint(tmp_path / "checkpoint.pt")["step"] == 3
+    files = RunFiles(tmp_path)
+    assert not files.checkpoint.exists()
+    saved = json.loads(files.history.read_text())
+    assert len(saved["loss_d"]) == 3
+    assert saved["stop_reason"] == ("error: RuntimeError: CUDA out of memory (simulated) "
+                                    "(no checkpoint was written)")
 
 
 def test_nan_loss_stops_with_a_clear_error_and_keeps_the_good_checkpoint(tmp_path):
     def poisoned_step(G, D, opt_g, opt_d, real, z, objective):
         stats = train_step(G, D, opt_g, opt_d, real, z, objective)
         poisoned_step.n += 1
-        return stats if poisoned_step.n < 11 else stats * float("nan")
+        return stats if poisoned_step.n < 11 else stats * float("nan")  # from step 11 on
     poisoned_step.n = 0
 
     G, D = small_gan()
-    with pytest.raises(NonFiniteLossError, match=r"discriminator's loss became nan at step 10 "):
+    with pytest.raises(NonFiniteLossError, match=r"discriminator's loss became nan at step 11 "):
         fit(G, D, tiny_loader(), epochs=3, run_dir=tmp_path, step_fn=poisoned_step,
             progress=False)
     ckpt = load_checkpoint(tmp_path / "checkpoint.pt")
@@ -213,19 +229,19 @@ def test_checkpoint_of_another_architecture_gets_a_clear_error(tmp_path):
     G, D = small_gan("mlp")
     fit(G, D, tiny_loader(), epochs=1, run_dir=tmp_path, progress=False)
     G, D = small_gan("dcgan")
-    with pytest.raises(CheckpointError, match="does not fit this generator"):
+    with pytest.raises(RunMismatchError, match="holds another run .* G was MLPGenerator"):
         fit(G, D, tiny_loader(), epochs=2, run_dir=tmp_path, resume=True, progress=False)
     with pytest.raises(CheckpointError, match="No checkpoint at"):
         load_checkpoint(tmp_path / "nope.pt")
 
 
 @pytest.mark.parametrize("kind", ["mlp", "dcgan"])
-def test_optimised_step_matches_the_plain_classic_step(kind):
+def test_optimised_step_matches_the_classic_step(kind):
     """One fake batch, D frozen for G's pass, set_to_none: same losses and weights as the
-    classic step that runs G twice."""
+    classic step that runs G twice (on logits, as benchmarks/bench_speed.py times it)."""
 
     results = []
-    for step in (train_step, plain_step):
+    for step in (train_step, classic_step):
         G, D = small_gan(kind)
         opt_g = torch.optim.Adam(G.parameters(), lr=1e-3)
         opt_d = torch.optim.Adam(D.parameters(), lr=1e-3)
@@ -234,7 +250,8 @@ def test_optimised_step_matches_the_plain_classic_step(kind):
                   for real, _ in tiny_loader().batches(0)]
         results.append((torch.stack(losses), G.state_dict(), D.state_dict()))
     (la, ga, da), (lb, gb, db) = results
-    assert torch.allclose(la[:, :4], lb, atol=1e-6)  # the plain step has no gradient norms
+    assert lb.shape == (8, 4)  # the classic step reports no gradient norms
+    assert torch.allclose(la[:, :4], lb, atol=1e-6)
     for a, b in ((ga, gb), (da, db)):
         for name in a:
             if "running" not in name and "num_batches" not in name:  # G ran twice: BN stats
@@ -266,3 +283,196 @@ def test_a_failing_callback_at_the_end_does_not_cost_the_checkpoint(tmp_path):
         fit(G, D, tiny_loader(), epochs=1, max_steps=3, run_dir=tmp_path, progress=False,
             callbacks=[Broken()])
     assert load_checkpoint(tmp_path / "checkpoint.pt")["step"] == 3
+
+
+# ----------------------------------------------------------------------------- paths of fit that
+# the tests above do not take: deferred read-back, bf16, a plain DataLoader, the LR schedule and
+# the evaluation callback across a resume
+
+
+def poisoned_at(k: int):
+    """A step function that returns NaN losses at step `k` (counting from 1, as `fit` does) and
+    counts its calls."""
+    def step(*args, **kwargs):
+        step.calls += 1
+        stats = train_step(*args, **kwargs)
+        return stats * float("nan") if step.calls == k else stats
+    step.calls = 0
+    return step
+
+
+def test_nan_with_deferred_read_back_names_the_step_it_happened_at(tmp_path):
+    """sync_every=4: losses come back from the device every 4 steps, yet the error names the step
+    of the NaN (11), not the step of the read-back (12) or the first of the window (9)."""
+    step = poisoned_at(11)
+    G, D = small_gan()
+    with pytest.raises(NonFiniteLossError, match=r"discriminator's loss became nan at step 11 "
+                                                 r"\(epoch 2\)"):
+        fit(G, D, tiny_loader(), epochs=3, run_dir=tmp_path, step_fn=step, sync_every=4,
+            progress=False)
+    assert step.calls == 12  # it was noticed at the read-back after step 12, not before
+    ckpt = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert ckpt["step"] == 8  # the end of epoch 1, not the poisoned state
+    assert all(torch.isfinite(v).all() for v in ckpt["G"].values())
+
+
+def test_resume_with_deferred_read_back_is_exact(tmp_path):
+    """Stops at steps that are not multiples of sync_every: the pending losses are read back
+    and saved, and the resumed run ends as one uninterrupted run does."""
+    def run(stops):
+        folder = tmp_path / ("straight" if not stops else "pieces")
+        for i, stop in enumerate([*stops, None]):
+            G, D = small_gan(seed=100 + i)
+            history = fit(G, D, tiny_loader(), epochs=3, run_dir=folder, max_steps=stop,
+                          resume=i > 0, sync_every=4, progress=False)
+        return G, D, history
+
+    G1, D1, h1 = run([])
+    G2, D2, h2 = run([5, 14])
+    for a, b in ((G1, G2), (D1, D2)):
+        for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
+            assert torch.equal(x, y), name
+    assert {k: h2[k] for k in STATS} == {k: h1[k] for k in STATS}
+    assert len(h2["loss_d"]) == 24
+
+
+def test_bf16_autocast_on_the_cpu_runs_the_forward_passes_in_bf16():
+    G, D = small_gan()
+    seen = set()
+    D.register_forward_hook(lambda module, args, out: seen.add(out.dtype))
+    history = fit(G, D, tiny_loader(), epochs=1, max_steps=3, speed=SpeedOptions(amp="bf16"),
+                  progress=False)
+    assert seen == {torch.bfloat16}  # every forward pass of D during training
+    assert len(history["loss_d"]) == 3
+    assert all(torch.isfinite(torch.tensor(history[k])).all() for k in ("loss_d", "loss_g"))
+    assert {p.dtype for p in [*G.parameters(), *D.parameters()]} == {torch.float32}
+
+
+def test_without_amp_no_autocast_context_is_entered(monkeypatch):
+    """The default (amp off) must not enter `torch.autocast` at all, not even a disabled one."""
+    def no_autocast(*args, **kwargs):
+        raise AssertionError(f"torch.autocast{args} entered with amp off")
+
+    monkeypatch.setattr(torch, "autocast", no_autocast)
+    G, D = small_gan()
+    history = fit(G, D, tiny_loader(), epochs=1, max_steps=2, progress=False)
+    assert len(history["loss_d"]) == 2
+
+
+def plain_dataloader(n: int = 256, batch_size: int = 32) -> torch.utils.data.DataLoader:
+    """A torch DataLoader (not a TensorLoader) of images in [-1, 1] with labels; image i is
+    filled with the value i / n, so a batch says where it comes from."""
+    index = torch.arange(n, dtype=torch.float32)
+    images = (index / n).view(n, 1, 1, 1).expand(n, 1, 28, 28).contiguous() * 2 - 1
+    labels = torch.arange(n) % 10
+    return torch.utils.data.DataLoader(torch.utils.data.TensorDataset(images, labels),
+                                       batch_size=batch_size, shuffle=False)
+
+
+def first_images_seen():
+    """A step function recording the index of each batch's first image."""
+    def step(G, D, opt_g, opt_d, real, z, objective, **kwargs):
+        step.seen.append(round((real[0, 0, 0, 0].item() + 1) / 2 * 256))
+        return train_step(G, D, opt_g, opt_d, real, z, objective, **kwargs)
+    step.seen = []
+    return step
+
+
+def test_fit_trains_on_a_plain_dataloader_and_resumes_at_the_right_batch(tmp_path):
+    G, D = small_gan()
+    first = first_images_seen()
+    history = fit(G, D, plain_dataloader(), epochs=2, run_dir=tmp_path, max_steps=5,
+                  step_fn=first, progress=False)
+    assert first.seen == [0, 32, 64, 96, 128] and len(history["loss_d"]) == 5
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["step"] == 5
+
+    G, D = small_gan(seed=1)
+    rest = first_images_seen()
+    history = fit(G, D, plain_dataloader(), epochs=2, run_dir=tmp_path, resume=True,
+                  step_fn=rest, progress=False)
+    # The rest of epoch 1 (batches 5 to 7), then all of epoch 2: 16 steps in all.
+    assert rest.seen == [160, 192, 224] + [32 * i for i in range(8)]
+    assert len(history["loss_d"]) == 16 and history.stop_reason == "finished"
+    assert all(torch.isfinite(torch.tensor(history["loss_d"])))
+    assert load_checkpoint(tmp_path / "checkpoint.pt")["step"] == 16
+
+
+class StopButton(Callback):
+    """Presses Stop after step `at` (an interruption that leaves the run's length alone)."""
+
+    def __init__(self, at: int) -> None:
+        self.at = at
+
+    def on_step_end(self, state) -> None:
+        if state.step == self.at:
+            state.request_stop("stopped by the Stop button")
+
+
+class RecordLR(Callback):
+    def __init__(self) -> None:
+        self.lrs: list[tuple[float, float]] = []
+
+    def on_step_end(self, state) -> None:
+        self.lrs.append((state.opt_g.param_groups[0]["lr"], state.opt_d.param_groups[0]["lr"]))
+
+
+def test_linear_schedule_continues_across_a_resume(tmp_path):
+    """The learning rates of a stopped and resumed run are those of an uninterrupted one, step
+    by step, down to 0 at the end; so are the weights."""
+    straight = RecordLR()
+    G1, D1 = small_gan()
+    fit(G1, D1, tiny_loader(), epochs=2, lr_schedule="linear", progress=False,
+        run_dir=tmp_path / "straight", callbacks=[straight])
+    assert len(straight.lrs) == 16 and straight.lrs[-1] == (0.0, 0.0)
+    assert straight.lrs[0][0] == pytest.approx(2e-4 * 15 / 16)
+
+    first, second = RecordLR(), RecordLR()
+    G, D = small_gan()
+    history = fit(G, D, tiny_loader(), epochs=2, lr_schedule="linear", progress=False,
+                  run_dir=tmp_path / "pieces", callbacks=[first, StopButton(5)])
+    assert len(history["loss_d"]) == 5
+    G2, D2 = small_gan(seed=3)
+    fit(G2, D2, tiny_loader(), epochs=2, lr_schedule="linear", progress=False,
+        run_dir=tmp_path / "pieces", resume=True, callbacks=[second])
+    assert first.lrs + second.lrs == straight.lrs
+    for a, b in zip(G1.state_dict().values(), G2.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_evaluations_and_the_best_checkpoint_continue_across_a_resume(tiny_data, tmp_path):
+    """A real (small) evaluator scores every epoch of a run stopped mid-epoch 2 and resumed. Its
+    FIDs are replaced by a script in which the first evaluation is the best, so a resumed
+    callback that forgot the first part would wrongly replace best.pt."""
+    from dataclasses import replace
+
+    from gan_helpers.classifier import load_classifier
+    from gan_helpers.evaluation import EvaluateEvery, Evaluator
+
+    evaluator = Evaluator(load_classifier(epochs=1, limit=256, device="cpu", verbose=False),
+                          device="cpu")
+    scripted = iter([3.0, 5.0, 4.0])
+    real_score = evaluator.score_generator
+
+    def score_generator(G, n, **kwargs):
+        return replace(real_score(G, n, **kwargs), fid=next(scripted))
+
+    evaluator.score_generator = score_generator
+    run = tmp_path / "run"
+
+    def part(**kwargs):
+        G, D = small_gan()
+        callback = EvaluateEvery(evaluator, n=100, keep_best=True, verbose=False)
+        return fit(G, D, tiny_loader(), epochs=3, run_dir=run, progress=False,
+                   callbacks=[callback], **kwargs)
+
+    assert [e["step"] for e in part(max_steps=12)["eval"]] == [8]
+    entries = part(resume=True)["eval"]
+    assert [e["step"] for e in entries] == [8, 16, 24]  # both parts, in order
+    assert [e["epoch"] for e in entries] == [1, 2, 3]
+    assert [e["fid"] for e in entries] == [3.0, 5.0, 4.0]
+    assert all(e["n"] == 100 and sum(e["histogram"]) == pytest.approx(1.0) for e in entries)
+    seconds = [e["seconds"] for e in entries]
+    assert seconds == sorted(seconds) and seconds[0] > 0  # the clock went on, not from 0
+    best = load_checkpoint(run / "best.pt")
+    assert best["step"] == 8  # the best overall: the first part's, kept after the resume
+    assert part(resume=True)["eval"] == entries  # the finished run's checkpoint keeps them all

@@ -1,7 +1,8 @@
 """Make the README's pictures from a full run of lesson 04 in a real browser.
 
-Runs lesson 04 in full mode in JupyterLab (headless Chromium, as tests/test_browser.py does), takes
-a screenshot of the live dashboard when the first training run ends, and copies the run's GIF.
+Runs lesson 04 in full mode in JupyterLab (headless Chromium, driven by tools/browser.py as in
+tests/test_browser.py), takes a screenshot of the live dashboard when the first training run ends,
+and copies the run's GIF.
 Writes docs/dashboard.png and docs/training.gif and prints the dataset and the training time.
 
     GAN_DATASET=fashion-mnist .venv/bin/python tools/readme_pictures.py
@@ -16,16 +17,22 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))  # run as a script: tools/ is on the path, the repository is not
 
-from test_browser import CHROMIUM, CHROMIUM_ARGS, LESSON, jupyterlab_server, open_and_run_all  # noqa: E402
+from tools.browser import (  # noqa: E402
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    LESSON,
+    jupyterlab_server,
+    open_and_run_all,
+)
 
 
 def main() -> None:
     from PIL import Image
     from playwright.sync_api import sync_playwright
 
-    from gan_helpers.viz import make_gif
+    from gan_helpers.images import make_gif
 
     docs = ROOT / "docs"
     docs.mkdir(exist_ok=True)

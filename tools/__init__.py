@@ -1,0 +1,1 @@
+"""Maintenance tools (`python tools/<name>.py`); a package so tests can import `tools.browser`."""
