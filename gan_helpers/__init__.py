@@ -2,7 +2,9 @@
 
 Modules, one concern each: `config` (settings from the environment, device, seeds), `data`
 (datasets and the fast loader), `models` (also conditional, spectral norm, instance noise),
-`objectives` (losses: BCE, hinge, WGAN-GP), `training` (the step, `fit`, callbacks), `timing`
+`objectives` (losses: BCE, hinge, WGAN-GP), `training` (the step and `fit`), `callbacks`
+(the hooks `fit` calls, progress, grids, checkpoints), `errors` (the errors a user can fix),
+`timing`
 (the pausable training clock), `recipes` (a training configuration by value), `checkpoints`,
 `images` (grids, PNGs and GIFs, without pyplot), `viz` (the matplotlib plots: grids, curves,
 quality), `dashboard` (the live training widget), `metrics` (FID, IS, coverage, confidence),

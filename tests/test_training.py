@@ -5,6 +5,9 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -476,3 +479,20 @@ def test_evaluations_and_the_best_checkpoint_continue_across_a_resume(tiny_data,
     best = load_checkpoint(run / "best.pt")
     assert best["step"] == 8  # the best overall: the first part's, kept after the resume
     assert part(resume=True)["eval"] == entries  # the finished run's checkpoint keeps them all
+
+
+def test_training_with_a_run_folder_loads_no_plotting_or_widget_library(tmp_path):
+    """The loop runs headless: grids and checkpoints are written without matplotlib."""
+    code = (
+        "import sys; sys.path.insert(0, 'tests')\n"
+        "from conftest import small_gan, tiny_loader\n"
+        "from gan_helpers.training import fit\n"
+        "G, D = small_gan('dcgan')\n"
+        f"fit(G, D, tiny_loader(64), epochs=1, run_dir={str(tmp_path)!r}, progress=True)\n"
+        "print(sorted(m for m in ('matplotlib', 'ipywidgets') if m in sys.modules))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True, cwd=Path(__file__).resolve().parent.parent)
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+    assert (tmp_path / "grids" / "epoch_001.png").exists()
+    assert (tmp_path / "final.png").exists() and (tmp_path / "checkpoint.pt").exists()
