@@ -28,13 +28,14 @@ from pathlib import Path
 import torch
 
 from . import config
-from .checkpoints import RunFiles, load_generator
+from .checkpoints import load_generator
 from .data import make_loader
 from .errors import GanHelpersError
 from .images import save_grid
 from .models import CONDITIONAL, MODELS, generate
 from .objectives import OBJECTIVES
 from .recipes import Recipe
+from .run_folder import RunFiles, RunFolderError, RunLock, prepare
 from .training import NonFiniteLossError, SpeedOptions, fit
 
 TRAIN_IMAGES = 60_000
@@ -163,14 +164,22 @@ def _train_options(t: argparse.ArgumentParser) -> None:
 
 
 def _checked_train_args(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Recipe:
-    """What argparse cannot check alone, before any work: the options together, and the run
-    folder. Returns the recipe; an error exits with status 2 and says what is allowed."""
+    """What argparse cannot check alone, before any work: the options together, then the run
+    folder (created and test-written). Returns the recipe; an error exits with status 2 and says
+    what is allowed."""
     if args.resume and args.overwrite:
         parser.error("--resume continues the run in OUT and --overwrite replaces it: pick one")
     images = min(args.limit or TRAIN_IMAGES, TRAIN_IMAGES)
     if args.batch_size > images:
         parser.error(f"--batch-size {args.batch_size} is larger than the {images:,} training "
                      "images: use a smaller batch (or a larger --limit)")
+    try:
+        recipe = Recipe(model=args.model, loss=args.loss, lr_g=args.lr, lr_d=args.lr,
+                        betas=tuple(args.betas) if args.betas else None, d_norm=args.d_norm,
+                        spectral_norm=args.spectral_norm, label_smoothing=args.label_smoothing,
+                        instance_noise=args.instance_noise, latent_dim=args.latent_dim)
+    except ValueError as err:
+        parser.error(str(err))
     args.out = args.out or config.runs_dir(dataset=config.dataset_name(args.dataset)) / args.model
     files = RunFiles(args.out)
     if args.resume and not files.checkpoint.exists():
@@ -179,12 +188,10 @@ def _checked_train_args(parser: argparse.ArgumentParser, args: argparse.Namespac
         parser.error(f"{args.out} already holds a run: add --resume to continue it, --overwrite "
                      "to replace it, or choose another --out")
     try:
-        return Recipe(model=args.model, loss=args.loss, lr_g=args.lr, lr_d=args.lr,
-                      betas=tuple(args.betas) if args.betas else None, d_norm=args.d_norm,
-                      spectral_norm=args.spectral_norm, label_smoothing=args.label_smoothing,
-                      instance_noise=args.instance_noise, latent_dim=args.latent_dim)
-    except ValueError as err:
+        prepare(args.out)
+    except RunFolderError as err:
         parser.error(str(err))
+    return recipe
 
 
 # ----------------------------------------------------------------------------- the commands
@@ -222,7 +229,22 @@ def train(args: argparse.Namespace, recipe: Recipe) -> int:
         _write_plots(RunFiles(args.out), evaluating)
     print(f"{history.stop_reason} after {len(history['loss_d'])} steps in "
           f"{time.perf_counter() - start:.0f} s. Final grid: {RunFiles(args.out).final}")
-    return 130 if history.stop_reason.startswith("interrupted") else 0
+    for start_of_reason, status in INTERRUPTED.items():
+        if history.stop_reason.startswith(start_of_reason):
+            print(f"The checkpoint of step {len(history['loss_d'])} is saved. To continue: "
+                  f"python -m gan_helpers train {' '.join(_resume_args(args))}", file=sys.stderr)
+            return status
+    return 0
+
+
+INTERRUPTED = {"interrupted": 130, "terminated": 143}
+"""Exit statuses of a run stopped by a signal (Ctrl-C, SIGTERM), as shells report them."""
+
+
+def _resume_args(args: argparse.Namespace) -> list[str]:
+    """The command line that continues the run: the arguments given, with --resume."""
+    given = [a for a in (args.argv or []) if a not in ("train", "--resume", "--overwrite")]
+    return [*given, "--resume"]
 
 
 def _write_plots(files: RunFiles, evaluating=None) -> None:
@@ -294,11 +316,17 @@ def evaluate(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     recipe = _checked_train_args(parser, args) if args.command == "train" else None
     try:
         if args.command == "train":
-            return train(args, recipe)
+            with RunLock(args.out):  # before the data loads: one run per folder
+                return train(args, recipe)
         return sample(args) if args.command == "sample" else evaluate(args)
+    except KeyboardInterrupt:  # a second Ctrl-C: what was saved is whole (atomic writes)
+        print("error: interrupted. The last checkpoint written is whole; continue with --resume.",
+              file=sys.stderr)
+        return 130
     except NonFiniteLossError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

@@ -26,10 +26,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from .checkpoints import CHECKPOINT_FORMAT, RunFiles, rng_state, save_checkpoint
+from .checkpoints import CHECKPOINT_FORMAT, rng_state, save_checkpoint
 from .errors import GanHelpersError
 from .images import save_grid
 from .models import generate
+from .run_folder import RunFiles
 
 STATS = ("loss_d", "loss_g", "d_real", "d_fake", "grad_d", "grad_g")
 """What one step reports, in order: both losses, the mean D(x) and D(G(z)) as probabilities, and
@@ -37,7 +38,8 @@ the norm of each network's gradient (NaN for G on steps that update D only)."""
 
 
 class NonFiniteLossError(GanHelpersError, FloatingPointError):
-    """A loss became NaN or infinite: training stopped rather than produce black grids."""
+    """A loss or gradient norm became NaN, infinite or huge (`training.DIVERGED`): training
+    stopped rather than produce black grids, keeping the last good checkpoint."""
 
 
 class History(dict):

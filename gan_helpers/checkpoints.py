@@ -9,10 +9,15 @@ rebuilds a run's generator from it, with nothing guessed.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pickle
 import random
+import signal
+import threading
 import zipfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +26,7 @@ from torch import nn
 
 from . import models
 from .errors import GanHelpersError
+from .run_folder import RunFiles
 
 CHECKPOINT_FORMAT = "gan-helpers-checkpoint/2"
 """Training checkpoints of this version: they carry a `run` record (format 1 did not)."""
@@ -34,42 +40,73 @@ class RunMismatchError(CheckpointError):
     """A run folder holds a run of another dataset, model or settings than the one asked for."""
 
 
-class RunFiles:
-    """The files of a run folder, named in one place."""
+class CheckpointWriteError(CheckpointError, OSError):
+    """A checkpoint could not be written (a full disk, a folder that went away)."""
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
-        self.root = Path(root)
-        self.checkpoint = self.root / "checkpoint.pt"
-        """the latest state, for exact resume"""
-        self.best = self.root / "best.pt"
-        """the best state by classifier FID (written by `EvaluateEvery(keep_best=True)`)"""
-        self.grids = self.root / "grids"
-        """`epoch_NNN.png`: the fixed noise batch's samples after every epoch"""
-        self.history = self.root / "history.json"
-        self.final = self.root / "final.png"
-        self.losses = self.root / "losses.png"
-        self.metrics = self.root / "metrics.json"
-        self.quality = self.root / "quality.png"
 
-    def grid(self, epoch: int) -> Path:
-        """The grid of samples after `epoch` (counted from 1)."""
-        return self.grids / f"epoch_{epoch:03d}.png"
+def checksum(state: Any) -> str:
+    """A SHA-256 digest of everything in `state` (tensors by their bytes, other values by their
+    `repr`), in a fixed order: saved inside the checkpoint, so damaged bytes are found on load."""
+    digest = hashlib.sha256()
+
+    def feed(value: Any) -> None:
+        if isinstance(value, torch.Tensor):
+            t = value.detach().cpu().contiguous()
+            digest.update(f"T{t.dtype}{tuple(t.shape)}".encode())
+            digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+        elif isinstance(value, dict):
+            digest.update(f"D{len(value)}".encode())
+            for key in sorted(value, key=repr):
+                digest.update(repr(key).encode())
+                feed(value[key])
+        elif isinstance(value, (list, tuple)):
+            digest.update(f"L{len(value)}".encode())
+            for item in value:
+                feed(item)
+        else:
+            digest.update(repr(value).encode())
+
+    feed(state)
+    return digest.hexdigest()
+
+
+@contextmanager
+def _signals_held() -> Iterator[None]:
+    """Ctrl-C and SIGTERM wait until the block is done (in the main thread, on POSIX), so an
+    interruption can never fall between writing a checkpoint and putting it in place."""
+    held = {signal.SIGINT, signal.SIGTERM}
+    if (not hasattr(signal, "pthread_sigmask")
+            or threading.current_thread() is not threading.main_thread()):
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def save_checkpoint(state: dict[str, Any], path: str | os.PathLike[str]) -> Path:
-    """Save `state` to `path` atomically: a temporary file first, then a rename.
+    """Save `state` to `path` atomically, with its `checksum`: a temporary file first, then a
+    rename, with Ctrl-C and SIGTERM held back meanwhile.
 
-    An interruption while saving leaves the previous checkpoint whole. `state` must hold only
-    what `torch.load(weights_only=True)` accepts: tensors, numbers, strings, lists, dicts.
+    An interruption or a failure while saving leaves the previous checkpoint whole; a failure
+    raises `CheckpointWriteError`. `state` must hold only what `torch.load(weights_only=True)`
+    accepts: tensors, numbers, strings, lists, dicts.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     try:
-        torch.save(state, tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        with _signals_held():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            torch.save({**state, "checksum": checksum(state)}, tmp)
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+    except OSError as err:
+        raise CheckpointWriteError(
+            f"Could not write the checkpoint {path}: {err.strerror or err}. The previous "
+            "checkpoint there is whole: free some space (or fix the folder) and resume.") from err
     finally:
         tmp.unlink(missing_ok=True)
     return path
@@ -77,24 +114,37 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike[str]) -> Path
 
 def load_checkpoint(path: str | os.PathLike[str],
                     map_location: str | torch.device | None = "cpu") -> dict[str, Any]:
-    """Load a checkpoint saved by `save_checkpoint`, with `weights_only=True`.
+    """Load a checkpoint saved by `save_checkpoint`, with `weights_only=True` (no code in the
+    file can run), and check its checksum.
 
-    Raises `CheckpointError` naming the file if it is missing, truncated or not a checkpoint.
+    Raises `CheckpointError` naming the file if it is missing, truncated, damaged or not a
+    checkpoint.
     """
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"No checkpoint at {path}. Check the run folder's name.")
+    damaged = (f"Checkpoint {path} cannot be used: it is truncated, damaged or not a checkpoint "
+               "of gan_helpers. Use an earlier checkpoint (best.pt), or delete it and train again")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError,
-            zipfile.BadZipFile) as err:
-        raise CheckpointError(
-            f"Checkpoint {path} cannot be read: it is truncated or damaged ({err}). Use an earlier "
-            "checkpoint, or delete it and train again."
-        ) from err
+            zipfile.BadZipFile) as err:  # torch's own advice (weights_only=False) is not relayed
+        raise CheckpointError(f"{damaged} ({type(err).__name__}).") from None
     if not isinstance(state, dict):
-        raise CheckpointError(f"{path} is not a checkpoint of this project (no dict inside).")
+        raise CheckpointError(f"{damaged} (no dict inside).")
+    saved = state.pop("checksum", None)
+    if saved is not None and saved != checksum(state):
+        raise CheckpointError(f"{damaged} (its checksum does not match its contents).")
     return state
+
+
+def require(checkpoint: dict[str, Any], parts: Sequence[str],
+            path: str | os.PathLike[str]) -> None:
+    """`CheckpointError` naming the parts of `parts` that `checkpoint` lacks."""
+    missing = [p for p in parts if p not in checkpoint]
+    if missing:
+        raise CheckpointError(f"Checkpoint {path} lacks {', '.join(missing)}: it is incomplete. "
+                              "Use an earlier checkpoint, or train again.")
 
 
 def load_module_state(module: torch.nn.Module, state: dict[str, Any], what: str,
@@ -217,6 +267,7 @@ def load_generator(run: str | os.PathLike[str], *, best: bool | None = None,
     path = checkpoint_path(run, best)
     ckpt = load_checkpoint(path)
     record = run_record(ckpt, path)
+    require(ckpt, ["G", "step"], path)
     if dataset is not None and record.get("dataset") != dataset:
         raise RunMismatchError(
             f"{path} was trained on {record.get('dataset')}, not {dataset}. Use that dataset, or "

@@ -9,3 +9,7 @@ keeps its traceback.
 
 class GanHelpersError(Exception):
     """Base of the errors whose message says what to do; shown without a traceback."""
+
+
+class UsageError(GanHelpersError, ValueError):
+    """A function was called with arguments that cannot work (the message says which ones)."""

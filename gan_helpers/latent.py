@@ -27,9 +27,10 @@ from PIL import Image
 from torch import nn
 
 from . import config, dashboard
-from .checkpoints import RunFiles, RunMismatchError, load_generator
+from .checkpoints import RunMismatchError, load_generator
 from .images import enlarge, grid_image, grid_png
 from .models import generate
+from .run_folder import RunFiles
 from .viz import show_grid
 
 CANDIDATES = ("03_dcgan", "04_live_training", "07_latent_space")

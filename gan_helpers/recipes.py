@@ -18,10 +18,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from .checkpoints import RunFiles
 from .config import seed_everything
 from .models import CONDITIONAL, InstanceNoise, build_gan
 from .objectives import BCEObjective, Objective, make_objective
+from .run_folder import RunFiles
 from .training import AnnealNoise, Callback, adam, fit
 
 

@@ -38,17 +38,19 @@ from .callbacks import (  # noqa: F401 - re-exported: the loop's vocabulary
     TrainState,
 )
 from .checkpoints import (
-    RunFiles,
     check_same_run,
     load_checkpoint,
     load_module_state,
+    require,
     run_record,
     set_rng_state,
 )
 from .config import seed_everything
 from .data import dataset_of
+from .errors import UsageError
 from .models import describe
 from .objectives import BCEObjective, Objective
+from .run_folder import RunFiles, RunLock, prepare
 
 
 def grad_norm(module: nn.Module) -> torch.Tensor:
@@ -210,36 +212,37 @@ def fit(
     state = _start(G, D, loader, epochs, objective, opt_g, opt_d, lr_schedule, device, run_dir,
                    seed, max_steps, settings)
     state.callbacks = _with_defaults(callbacks, run_dir, progress)
-    if resume:
-        _restore(state, Path(resume) if not isinstance(resume, bool) else _checkpoint_of(run_dir))
-    step_G, step_D = speed.prepare(G, D, device)
-    stats = StepStats(state, sync_every or (1 if device.type == "cpu" else 25))
+    with RunLock(run_dir) if run_dir is not None else nullcontext():  # one run per folder
+        if resume:
+            _restore(state, _checkpoint_of(run_dir) if resume is True else Path(resume))
+        step_G, step_D = speed.prepare(G, D, device)
+        stats = StepStats(state, sync_every or (1 if device.type == "cpu" else 25))
 
-    _call(state, "on_fit_start")
-    try:
+        _call(state, "on_fit_start")
         with _DeferInterrupt(state):
-            while not state.stop_requested and state.step < state.total_steps:
-                state.epoch, start = divmod(state.step, state.steps_per_epoch)
-                for real, labels in _batches(loader, state.epoch, start):
-                    real = speed.batch(real.to(device, non_blocking=True))
-                    z = torch.randn(real.shape[0], state.latent_dim, device=device)
-                    state.in_step = True
-                    with speed.autocast(device):
-                        stats.add(step_fn(step_G, step_D, state.opt_g, state.opt_d, real, z,
-                                          state.objective, **_step_options(state, labels)))
-                    for scheduler in state.schedulers:
-                        scheduler.step()
-                    state.step, state.in_step = state.step + 1, False
-                    stats.step_done(len(real))
-                    _call(state, "on_step_end")
-                    if state.stop_requested or state.step >= state.total_steps:
-                        break
-                stats.flush()
-                if state.step % state.steps_per_epoch == 0:
-                    _call(state, "on_epoch_end")
-    except (Exception, KeyboardInterrupt) as err:  # noqa: BLE001 - recorded, raised in _finish
-        _failed(state, err)
-    return _finish(state, stats)
+            try:
+                while not state.stop_requested and state.step < state.total_steps:
+                    state.epoch, start = divmod(state.step, state.steps_per_epoch)
+                    for real, labels in _batches(loader, state.epoch, start):
+                        real = speed.batch(real.to(device, non_blocking=True))
+                        z = torch.randn(real.shape[0], state.latent_dim, device=device)
+                        state.in_step = True
+                        with speed.autocast(device):
+                            stats.add(step_fn(step_G, step_D, state.opt_g, state.opt_d, real, z,
+                                              state.objective, **_step_options(state, labels)))
+                        for scheduler in state.schedulers:
+                            scheduler.step()
+                        state.step, state.in_step = state.step + 1, False
+                        stats.step_done(len(real))
+                        _call(state, "on_step_end")
+                        if state.stop_requested or state.step >= state.total_steps:
+                            break
+                    stats.flush()
+                    if state.step % state.steps_per_epoch == 0:
+                        _call(state, "on_epoch_end")
+            except (Exception, KeyboardInterrupt) as err:  # noqa: BLE001 - raised in _finish
+                _failed(state, err)
+            return _finish(state, stats)
 
 
 # ----------------------------------------------------------------------------- its pieces
@@ -252,13 +255,16 @@ def _start(G: nn.Module, D: nn.Module, loader: Iterable, epochs: int,
            settings: dict[str, Any] | None) -> TrainState:
     """Set up a run: networks on the device in training mode, optimizers, the step budget, the
     learning-rate schedule, the seeded fixed noise for the grids, and the run's record."""
+    if run_dir is not None:
+        prepare(run_dir)  # created and test-written before any work
     G.to(device).train()
     D.to(device).train()
     objective = objective if objective is not None else BCEObjective()
     opt_g, opt_d = opt_g or adam(G, device=device), opt_d or adam(D, device=device)
     steps_per_epoch = len(loader)  # type: ignore[arg-type]
     if steps_per_epoch == 0:
-        raise ValueError("The loader yields no batches: is the dataset smaller than a batch?")
+        raise UsageError("The loader yields no batches: is the dataset smaller than a batch? "
+                         "Use a smaller batch size (or drop_last=False).")
     total = epochs * steps_per_epoch if max_steps is None else min(max_steps,
                                                                     epochs * steps_per_epoch)
     schedulers = _schedulers(lr_schedule, (opt_g, opt_d), total)
@@ -307,7 +313,7 @@ def _schedulers(lr_schedule: str | None, optimizers: Sequence[torch.optim.Optimi
         return []
     if lr_schedule == "linear":
         return [torch.optim.lr_scheduler.LambdaLR(o, linear_decay(total)) for o in optimizers]
-    raise ValueError(f"Unknown lr_schedule {lr_schedule!r}: use None or 'linear'.")
+    raise UsageError(f"Unknown lr_schedule {lr_schedule!r}: use None or 'linear'.")
 
 
 def _with_defaults(callbacks: Sequence[Callback], run_dir: Any, progress: bool) -> list[Callback]:
@@ -345,6 +351,15 @@ def _call(state: TrainState, hook: str) -> None:
         getattr(cb, hook)(state)
 
 
+DIVERGED = 1e6
+"""A loss or gradient norm beyond this (or NaN, or infinite) means the run has diverged: no
+healthy run of this series comes within orders of magnitude of it."""
+
+WATCHED = {"loss_d": "discriminator's loss", "loss_g": "generator's loss",
+           "grad_d": "discriminator's gradient norm", "grad_g": "generator's gradient norm"}
+"""The statistics checked for divergence, and their names in the message."""
+
+
 class StepStats:
     """Each step's statistics, kept on the device and read back every `every` steps (reading
     waits for the device, so on a GPU it is done rarely); checked for NaN when read."""
@@ -367,8 +382,8 @@ class StepStats:
             self.tick, self.images = now, 0
 
     def flush(self) -> None:
-        """Append the pending statistics to the history; `NonFiniteLossError` at a NaN loss,
-        naming the step it happened at."""
+        """Append the pending statistics to the history; `NonFiniteLossError` at a loss or
+        gradient norm that is NaN, infinite or beyond `DIVERGED`, naming the step it happened at."""
         if not self.pending:
             return
         rows = torch.stack(self.pending).cpu().tolist()
@@ -378,14 +393,18 @@ class StepStats:
             for key, value in zip(STATS, row):
                 self.state.history[key].append(value)
         for i, row in enumerate(rows):
-            for name, value in zip(("discriminator", "generator"), row[:2]):
-                if not math.isfinite(value):
+            for key, value in zip(STATS, row):
+                if key not in WATCHED or (key == "grad_g" and math.isnan(value)):
+                    continue  # G's gradient norm is NaN on the steps that update D only
+                if not abs(value) <= DIVERGED:
+                    name = WATCHED[key]
                     step = first + i
                     raise NonFiniteLossError(
-                        f"The {name}'s loss became {value} at step {step} (epoch "
-                        f"{(step - 1) // self.state.steps_per_epoch + 1}). Training stopped so it "
-                        "does not go on producing blank images. Try a lower learning rate, check "
-                        "the data is in [-1, 1], or resume from the last checkpoint.")
+                        f"The {name} became {value:.4g} at step {step} (epoch "
+                        f"{(step - 1) // self.state.steps_per_epoch + 1}): the run diverged. "
+                        "Training stopped so it does not go on producing blank images; the last "
+                        "checkpoint before it is kept. Train again with a lower learning rate "
+                        "(in a new run folder), and check the data is in [-1, 1].")
 
 
 def _failed(state: TrainState, err: BaseException) -> None:
@@ -425,26 +444,31 @@ def _finish(state: TrainState, stats: StepStats) -> History:
 
 
 class _DeferInterrupt:
-    """While active, Ctrl-C (or Jupyter's interrupt) asks `state` to stop after the current step,
-    so no step is left half done. A second Ctrl-C interrupts at once."""
+    """While active, Ctrl-C (or Jupyter's interrupt) and SIGTERM (`kill PID`) ask `state` to stop
+    after the current step, so no step is left half done and a checkpoint is written. A second
+    signal interrupts at once (what was saved stays whole: see `save_checkpoint`)."""
+
+    REASONS = {signal.SIGINT: "interrupted (KeyboardInterrupt)",
+               signal.SIGTERM: "terminated (SIGTERM)"}
 
     def __init__(self, state: TrainState) -> None:
         self.state = state
-        self.previous = None
+        self.previous: dict[int, Any] = {}
 
     def _handler(self, signum, frame) -> None:
         if self.state.stop_requested:
             raise KeyboardInterrupt
-        self.state.request_stop("interrupted (KeyboardInterrupt)")
+        self.state.request_stop(self.REASONS[signum])
 
     def __enter__(self) -> _DeferInterrupt:
         if threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(signal.SIGINT, self._handler)
+            for signum in self.REASONS:
+                self.previous[signum] = signal.signal(signum, self._handler)
         return self
 
     def __exit__(self, *exc) -> None:
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
 
 
 # ----------------------------------------------------------------------------- resuming
@@ -452,14 +476,20 @@ class _DeferInterrupt:
 
 def _checkpoint_of(run_dir: str | os.PathLike[str] | None) -> Path:
     if run_dir is None:
-        raise ValueError("resume=True needs a run_dir (or pass the checkpoint's path as resume=).")
+        raise UsageError("resume=True needs a run_dir (or pass the checkpoint's path as resume=).")
     return RunFiles(run_dir).checkpoint
+
+
+RESUME_PARTS = ("G", "D", "opt_g", "opt_d", "schedulers", "callbacks", "step", "epoch",
+                "history", "fixed_noise", "fixed_labels", "rng")
+"""What a checkpoint must hold to resume a run exactly."""
 
 
 def _restore(state: TrainState, path: Path) -> None:
     """Continue the run saved at `path` exactly where it stopped, if it is the same run."""
     ckpt = load_checkpoint(path)
     run_record(ckpt, path)  # refuses old and foreign checkpoints
+    require(ckpt, RESUME_PARTS, path)
     check_same_run(ckpt, state.record, path)
     load_module_state(state.G, ckpt["G"], "generator", path)
     load_module_state(state.D, ckpt["D"], "discriminator", path)

@@ -11,13 +11,13 @@ from gan_helpers import models
 from gan_helpers.callbacks import Callback
 from gan_helpers.checkpoints import (
     CheckpointError,
-    RunFiles,
     RunMismatchError,
     load_checkpoint,
     load_generator,
     save_checkpoint,
 )
 from gan_helpers.objectives import HingeObjective
+from gan_helpers.run_folder import RunFiles
 from gan_helpers.training import AnnealNoise, fit, train_step
 
 

@@ -14,8 +14,9 @@ import torch
 from conftest import small_gan, tiny_loader
 
 from gan_helpers.baseline import ClassicBCE, classic_step
-from gan_helpers.checkpoints import CheckpointError, RunFiles, RunMismatchError, load_checkpoint
+from gan_helpers.checkpoints import CheckpointError, RunMismatchError, load_checkpoint
 from gan_helpers.objectives import BCEObjective
+from gan_helpers.run_folder import RunFiles
 from gan_helpers.training import (
     STATS,
     Callback,
@@ -224,7 +225,7 @@ def test_truncated_checkpoint_gets_a_clear_error(tmp_path):
     fit(G, D, tiny_loader(), epochs=1, run_dir=tmp_path, progress=False)
     path = tmp_path / "checkpoint.pt"
     path.write_bytes(path.read_bytes()[:5000])
-    with pytest.raises(CheckpointError, match=r"checkpoint.pt cannot be read: it is truncated"):
+    with pytest.raises(CheckpointError, match=r"checkpoint.pt cannot be used: it is truncated"):
         fit(G, D, tiny_loader(), epochs=2, run_dir=tmp_path, resume=True, progress=False)
 
 
