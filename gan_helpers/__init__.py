@@ -16,9 +16,11 @@ and generators, also during training), `conditional` (sampling a conditional GAN
 
 from .config import SMOKE, pick, pick_device, seed_everything
 from .data import load_dataset, load_tensors, make_loader
+from .errors import brief_in_notebooks
 from .training import fit
 
 __version__ = "0.1.0"
+brief_in_notebooks()
 __all__ = [
     "SMOKE", "pick", "pick_device", "seed_everything",
     "load_dataset", "load_tensors", "make_loader", "fit",

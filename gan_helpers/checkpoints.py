@@ -72,18 +72,22 @@ def checksum(state: Any) -> str:
 
 @contextmanager
 def _signals_held() -> Iterator[None]:
-    """Ctrl-C and SIGTERM wait until the block is done (in the main thread, on POSIX), so an
-    interruption can never fall between writing a checkpoint and putting it in place."""
-    held = {signal.SIGINT, signal.SIGTERM}
-    if (not hasattr(signal, "pthread_sigmask")
-            or threading.current_thread() is not threading.main_thread()):
+    """Ctrl-C and SIGTERM wait until the block is done (in the main thread, where Python runs
+    signal handlers): they are noted meanwhile and raised again afterwards, so an interruption
+    never falls between writing a checkpoint and putting it in place."""
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    caught: list[int] = []
+    previous = {s: signal.signal(s, lambda signum, frame: caught.append(signum))
+                for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        for s, handler in previous.items():
+            signal.signal(s, handler if handler is not None else signal.SIG_DFL)
+        for s in caught:
+            signal.raise_signal(s)
 
 
 def save_checkpoint(state: dict[str, Any], path: str | os.PathLike[str]) -> Path:

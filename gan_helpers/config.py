@@ -21,7 +21,7 @@ from typing import TypeVar
 
 import torch
 
-from .errors import GanHelpersError
+from .errors import GanHelpersError, UsageError
 
 T = TypeVar("T")
 
@@ -57,7 +57,7 @@ def dataset_name(name: str | None = None) -> str:
     if chosen == "fashionmnist":
         chosen = "fashion-mnist"
     if chosen not in DATASETS:
-        raise ValueError(f"Unknown dataset {chosen!r}: choose one of {', '.join(DATASETS)}.")
+        raise UsageError(f"Unknown dataset {chosen!r}: choose one of {', '.join(DATASETS)}.")
     return chosen
 
 

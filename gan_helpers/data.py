@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torchvision import datasets, transforms
 
 from . import config
-from .errors import GanHelpersError
+from .errors import GanHelpersError, UsageError
 
 RAW_FILES = (
     "train-images-idx3-ubyte",
@@ -279,7 +279,7 @@ class TensorLoader:
         if len(images) != len(labels):
             raise ValueError(f"{len(images)} images but {len(labels)} labels.")
         if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
+            raise UsageError(f"batch_size must be at least 1, got {batch_size}.")
         device = torch.device(device) if device is not None else images.device
         self.images = images.to(device)
         self.labels = labels.to(device)

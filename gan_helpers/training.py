@@ -203,7 +203,8 @@ def fit(
     - `settings`: what else defines the run (batch size, a recipe...), recorded and compared.
     - `max_steps` caps the number of steps (in total); `callbacks` are added to the defaults.
     - Ctrl-C or `state.request_stop()` stop cleanly after the current step, with a checkpoint.
-      A NaN or infinite loss raises `NonFiniteLossError`, keeping the last good checkpoint.
+      A NaN, infinite or diverged loss raises `NonFiniteLossError`, keeping the last good
+      checkpoint.
     - `speed`: optional speed-ups (`SpeedOptions`); `sync_every` reads the losses back from the
       device every N steps (default: every step on the CPU, every 25 on a GPU).
     """
@@ -403,8 +404,8 @@ class StepStats:
                         f"The {name} became {value:.4g} at step {step} (epoch "
                         f"{(step - 1) // self.state.steps_per_epoch + 1}): the run diverged. "
                         "Training stopped so it does not go on producing blank images; the last "
-                        "checkpoint before it is kept. Train again with a lower learning rate "
-                        "(in a new run folder), and check the data is in [-1, 1].")
+                        "good checkpoint, if any, is kept. Train again with a lower learning "
+                        "rate (in a new run folder), and check the data is in [-1, 1].")
 
 
 def _failed(state: TrainState, err: BaseException) -> None:
