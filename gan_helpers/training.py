@@ -280,6 +280,8 @@ def _start(G: nn.Module, D: nn.Module, loader: Iterable, epochs: int,
               "objective": repr(objective),
               "settings": {"seed": seed, "batch_size": getattr(loader, "batch_size", None),
                            "steps_per_epoch": steps_per_epoch, "lr_schedule": lr_schedule,
+                           # the schedule spans the whole run: another length is another run
+                           "lr_schedule_steps": total if lr_schedule else None,
                            **_optimizer_settings(opt_g, opt_d), **(settings or {})}}
     state = TrainState(G, D, opt_g, opt_d, objective, loader, device, fixed_noise, total,
                        steps_per_epoch, record, run_dir=Path(run_dir) if run_dir else None,

@@ -214,3 +214,13 @@ def test_instance_noise_schedule_is_kept_across_resume(tmp_path):
         callbacks=[AnnealNoise(noisy), record])
     assert seen == [pytest.approx(0.2 * (1 - 4 / 16))]  # continues the schedule at step 4
     assert noisy.sigma == 0.0
+
+
+def test_a_learning_rate_schedule_is_not_stretched_on_resume(tmp_path):
+    """The linear decay spans the run it was made for: resuming for longer would make the
+    learning rate jump back up, so it is refused; the same length resumes."""
+    _first_run(tmp_path, lr_schedule="linear", max_steps=4)
+    G, D = small_gan("mlp")
+    with pytest.raises(RunMismatchError, match="lr_schedule_steps was 4, now 16"):
+        fit(G, D, tiny_loader(), epochs=2, run_dir=tmp_path, resume=True, progress=False,
+            lr_schedule="linear")
