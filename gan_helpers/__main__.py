@@ -227,12 +227,16 @@ def train(args: argparse.Namespace, recipe: Recipe) -> int:
                       settings={**recipe.settings(), "limit": args.limit})
     finally:
         _write_plots(RunFiles(args.out), evaluating)
+    final = f" Final grid: {history.final_grid}" if history.final_grid else ""
     print(f"{history.stop_reason} after {len(history['loss_d'])} steps in "
-          f"{time.perf_counter() - start:.0f} s. Final grid: {RunFiles(args.out).final}")
+          f"{time.perf_counter() - start:.0f} s.{final}")
     for start_of_reason, status in INTERRUPTED.items():
         if history.stop_reason.startswith(start_of_reason):
-            print(f"The checkpoint of step {len(history['loss_d'])} is saved. To continue: "
-                  f"python -m gan_helpers train {' '.join(_resume_args(args))}", file=sys.stderr)
+            if history.checkpoint_step is None:
+                print("No checkpoint was written: train again.", file=sys.stderr)
+            else:
+                print(f"The checkpoint of step {history.checkpoint_step} is saved. To continue: "
+                      f"python -m gan_helpers {' '.join(_resume_args(args))}", file=sys.stderr)
             return status
     return 0
 
@@ -243,8 +247,8 @@ INTERRUPTED = {"interrupted": 130, "terminated": 143}
 
 def _resume_args(args: argparse.Namespace) -> list[str]:
     """The command line that continues the run: the arguments given, with --resume."""
-    given = [a for a in (args.argv or []) if a not in ("train", "--resume", "--overwrite")]
-    return [*given, "--resume"]
+    given = [a for a in args.argv[1:] if a not in ("--resume", "--overwrite")]  # [0]: train
+    return ["train", *given, "--resume"]
 
 
 def _write_plots(files: RunFiles, evaluating=None) -> None:
@@ -290,7 +294,7 @@ def sample(args: argparse.Namespace) -> int:
         labels = torch.full((args.n,), args.label) if args.label is not None else (
             torch.arange(args.n) % classes)
     images = generate(G, z, labels)
-    out = args.out or args.run / "samples.png"
+    out = args.out or Path(ckpt["path"]).parent / "samples.png"
     if out.suffix == ".pt":
         out.parent.mkdir(parents=True, exist_ok=True)
         torch.save(images, out)
@@ -304,6 +308,9 @@ def evaluate(args: argparse.Namespace) -> int:
     from .evaluation import Evaluator
 
     G, ckpt = _load(args)
+    if ckpt["run"]["dataset"] is None:
+        raise GanHelpersError(f"{ckpt['path']} does not record its dataset, so there is nothing "
+                              "to compare its samples with.")
     evaluator = Evaluator(dataset=ckpt["run"]["dataset"], device=args.device)
     scores = evaluator.score_generator(G, n=args.n, seed=args.seed)
     rows = {f"{Path(ckpt['path']).name} (step {ckpt['step']:,})": scores,
@@ -321,10 +328,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "train":
             with RunLock(args.out):  # before the data loads: one run per folder
+                if args.overwrite:
+                    RunFiles(args.out).clear()  # nothing of the old run may mix with the new
                 return train(args, recipe)
         return sample(args) if args.command == "sample" else evaluate(args)
     except KeyboardInterrupt:  # a second Ctrl-C: what was saved is whole (atomic writes)
-        print("error: interrupted. The last checkpoint written is whole; continue with --resume.",
+        resume = "; continue with --resume" if args.command == "train" else ""
+        print(f"error: interrupted. Every file already written is whole{resume}.",
               file=sys.stderr)
         return 130
     except NonFiniteLossError as err:

@@ -11,7 +11,8 @@ A callback overrides the hooks it needs. `fit` calls them in this order:
     on_fit_end                        always, however training ends
 
 Callbacks run in the order they are given, after the progress bar and the grid saver and
-before the checkpointer, so a checkpoint holds what the other callbacks added.
+before the checkpointer, so a checkpoint holds what the other callbacks added; only at the end
+does the checkpointer go first, so the others can report the final checkpoint.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import json
 import math
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,9 +50,12 @@ class History(dict):
     Callbacks may add keys (the evaluation callback adds `"eval"`, a list of dicts)."""
 
     stop_reason: str | None = None
-    run_dir: Path | None = None
     samples: torch.Tensor | None = None
     """The generator's images for the fixed noise batch when training ended."""
+    checkpoint_step: int | None = None
+    """The step of the run folder's checkpoint when training ended (None: none written)."""
+    final_grid: Path | None = None
+    """`final.png`, when training ended well enough to write it."""
 
     def to_json(self) -> str:
         """The history as JSON, with `stop_reason`; NaN (G's gradient on critic-only steps) is
@@ -94,7 +99,8 @@ class TrainState:
     in_step: bool = False
     """True while a step runs: an exception then leaves D updated and G not (see Checkpointer)."""
     images_per_sec: float = 0.0
-    grids: list[Path] = field(default_factory=list)
+    sync_stats: Callable[[], None] = lambda: None
+    """Reads the statistics still on the device into `history` (`fit` sets it)."""
     stop_reason: str | None = None
     error: BaseException | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -132,6 +138,7 @@ class TrainState:
 
     def checkpoint(self) -> dict[str, Any]:
         """What a checkpoint holds: what built the run, and all it needs to resume exactly."""
+        self.sync_stats()
         return {
             "format": CHECKPOINT_FORMAT,
             "run": self.record,
@@ -140,11 +147,9 @@ class TrainState:
             "opt_g": self.opt_g.state_dict(),
             "opt_d": self.opt_d.state_dict(),
             "schedulers": [s.state_dict() for s in self.schedulers],
-            "callbacks": {cb.state_key: cb.state_dict() for cb in self.callbacks
-                          if cb.state_dict()},
+            "callbacks": {cb.state_key: saved for cb in self.callbacks
+                          if (saved := cb.state_dict())},
             "step": self.step,
-            "epoch": self.epoch,
-            "total_steps": self.total_steps,
             "history": {k: list(self.history[k]) for k in STATS},
             "fixed_noise": self.fixed_noise.cpu(),
             "fixed_labels": None if self.fixed_labels is None else self.fixed_labels.cpu(),
@@ -186,7 +191,8 @@ class Callback:
 
     def on_fit_end(self, state: TrainState) -> None:
         """Always, however training ended: `state.stop_reason` says why, `state.error` holds the
-        exception if one ended it. Called for every callback even if one of them fails."""
+        exception if one ended it. Called for every callback even if one of them fails, after
+        the checkpointer has written the final checkpoint (`history.checkpoint_step`)."""
 
     def state_dict(self) -> dict[str, Any]:
         """This callback's state for the checkpoint (empty: nothing to save)."""
@@ -237,27 +243,26 @@ class GridSaver(Callback):
 
     def on_epoch_end(self, state: TrainState) -> None:
         if state.files is not None:
-            path = save_grid(state.samples(), state.files.grid(state.epoch + 1), scale=2)
-            state.grids.append(path)
+            save_grid(state.samples(), state.files.grid(state.epoch + 1), scale=2)
 
 
 class Checkpointer(Callback):
-    """Writes `checkpoint.pt` after every epoch and when training ends, however it ends, and
-    `history.json` and `final.png` (the fixed noise batch's samples) when it ends.
+    """Writes `checkpoint.pt` after every epoch and when training ends, and `history.json` and
+    `final.png` (the fixed noise batch's samples) when it ends.
 
-    The checkpoint on disk is always of a whole step: after a NaN or infinite loss, or an
-    exception in the middle of a step (D updated, G not), the last good checkpoint is kept
-    instead of being overwritten, and the stop reason says which step it holds.
+    The checkpoint on disk is always of a whole, healthy step: after a NaN, infinite or diverged
+    loss, or an exception in the middle of a step (D updated, G not), the last good checkpoint is
+    kept instead of being overwritten, and the stop reason says which step it holds.
+    `history.checkpoint_step` says it too.
     """
 
     def __init__(self) -> None:
-        self.saved_step: int | None = None
         self.keep_last = False
 
     def _save(self, state: TrainState) -> None:
         if state.files is not None:
             save_checkpoint(state.checkpoint(), state.files.checkpoint)
-            self.saved_step = state.step
+            state.history.checkpoint_step = state.step
 
     def on_epoch_end(self, state: TrainState) -> None:
         self._save(state)
@@ -269,20 +274,21 @@ class Checkpointer(Callback):
         if state.files is None:
             return
         if self.keep_last:
-            kept = (f"the checkpoint of step {self.saved_step} was kept"
-                    if self.saved_step is not None else "no checkpoint was written")
+            step = state.history.checkpoint_step
+            kept = (f"the checkpoint of step {step} was kept" if step is not None
+                    else "no checkpoint was written")
             state.stop_reason = f"{state.stop_reason} ({kept})"
         else:
             self._save(state)
-            save_grid(state.samples(), state.files.final, scale=2)
+            state.history.final_grid = save_grid(state.samples(), state.files.final, scale=2)
         state.history.stop_reason = state.stop_reason
         state.files.history.write_text(state.history.to_json())
 
 
 class AnnealNoise(Callback):
     """Lowers an `InstanceNoise` discriminator's `sigma` linearly from its start to 0 over the
-    run. The schedule depends on the step only, so a resumed run continues it; the starting
-    sigma is kept in the checkpoint, so resuming with another one is visible."""
+    run. The schedule depends on the step only, so a resumed run continues it (the starting
+    sigma is part of D's record: resuming with another one is refused)."""
 
     def __init__(self, noisy_d: nn.Module) -> None:
         self.noisy_d = noisy_d
@@ -292,9 +298,3 @@ class AnnealNoise(Callback):
         self.noisy_d.sigma = self.noisy_d.start_sigma * (1.0 - fraction)
 
     on_fit_start = on_step_end = _set
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"start_sigma": self.noisy_d.start_sigma, "sigma": self.noisy_d.sigma}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.noisy_d.start_sigma = state["start_sigma"]

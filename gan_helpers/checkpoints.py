@@ -103,8 +103,9 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike[str]) -> Path
     try:
         with _signals_held():
             path.parent.mkdir(parents=True, exist_ok=True)
-            torch.save({**state, "checksum": checksum(state)}, tmp)
-            with open(tmp, "rb") as f:
+            with open(tmp, "wb") as f:  # a file object: a full disk is an OSError, not torch's
+                torch.save({**state, "checksum": checksum(state)}, f)
+                f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, path)
     except OSError as err:
@@ -128,7 +129,7 @@ def load_checkpoint(path: str | os.PathLike[str],
     if not path.exists():
         raise CheckpointError(f"No checkpoint at {path}. Check the run folder's name.")
     damaged = (f"Checkpoint {path} cannot be used: it is truncated, damaged or not a checkpoint "
-               "of gan_helpers. Use an earlier checkpoint (best.pt), or delete it and train again")
+               "of gan_helpers. Delete it and train again (or train into another run folder)")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError,
@@ -137,6 +138,8 @@ def load_checkpoint(path: str | os.PathLike[str],
     if not isinstance(state, dict):
         raise CheckpointError(f"{damaged} (no dict inside).")
     saved = state.pop("checksum", None)
+    if saved is None and state.get("format") == CHECKPOINT_FORMAT:  # every one is written with it
+        raise CheckpointError(f"{damaged} (its checksum is missing).")
     if saved is not None and saved != checksum(state):
         raise CheckpointError(f"{damaged} (its checksum does not match its contents).")
     return state
@@ -193,7 +196,7 @@ def _plain(value: Any) -> Any:
 
 def _show(value: Any) -> str:
     if isinstance(value, dict) and "class" in value:
-        args = ", ".join(f"{k}={v!r}" for k, v in value.get("args", {}).items())
+        args = ", ".join(f"{k}={_show(v)}" for k, v in value.get("args", {}).items())
         return f"{value['class']}({args})" + (" + spectral norm" if value.get("spectral_norm")
                                                else "")
     return repr(value)
@@ -211,7 +214,7 @@ def record_differences(saved: dict[str, Any], wanted: dict[str, Any]) -> list[st
     old, new = saved.get("settings", {}), wanted.get("settings", {})
     diffs += [f"{key} was {old[key]!r}, now {new[key]!r}"
               for key in sorted(old.keys() & new.keys()) if old[key] != new[key]]
-    return diffs
+    return list(dict.fromkeys(diffs))  # a setting also recorded at the top level: once
 
 
 def check_same_run(checkpoint: dict[str, Any], wanted: dict[str, Any],
@@ -253,6 +256,9 @@ def checkpoint_path(run: str | os.PathLike[str], best: bool | None = None) -> Pa
     files = RunFiles(run)
     if not run.is_dir():
         raise CheckpointError(f"No run folder at {run}. Check its name.")
+    if best and not files.best.exists():
+        raise CheckpointError(f"{run} has no best.pt (train --eval-every writes it): use its "
+                              "last checkpoint instead.")
     if best or (best is None and files.best.exists()):
         return files.best
     return files.checkpoint

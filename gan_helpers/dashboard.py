@@ -181,7 +181,8 @@ class Dashboard(Callback):
     # ------------------------------------------------------------------ the end
     def on_fit_end(self, state: TrainState) -> None:
         reason = state.stop_reason or "finished"
-        saved = " · checkpoint saved" if state.run_dir is not None else ""
+        step = state.history.checkpoint_step
+        saved = f" · checkpoint of step {step} saved" if step is not None else ""
         if self.mode != "widgets":
             print(f"{self.status_text(state)} · {reason}")
             return

@@ -25,6 +25,7 @@ from torch import nn
 from . import config, data
 from .checkpoints import save_checkpoint
 from .classifier import Classifier, load_classifier
+from .errors import UsageError
 from .metrics import (
     N_SAMPLES,
     Scores,
@@ -105,10 +106,9 @@ class Evaluator:
         """Features, class probabilities and the requested labels of `n` images from `G`.
 
         `G` runs in eval mode (`models.generate`), `chunk` images at a time (memory stays flat);
-        the noise comes from
-        its own seeded generator, so every call sees the same noise and the global random state
-        is untouched. A conditional `G` (with `num_classes`) is asked for every class in turn;
-        for others the labels are -1.
+        the noise comes from its own seeded generator, so every call sees the same noise and the
+        global random state is untouched. A conditional `G` (with `num_classes`) is asked for
+        every class in turn; for others the labels are -1.
         """
         gen = torch.Generator().manual_seed(seed)
         latent_dim = getattr(G, "latent_dim", 100)
@@ -205,6 +205,9 @@ class EvaluateEvery(Callback):
 
     def on_fit_start(self, state: TrainState) -> None:
         if self.evaluator is None:
+            if state.record["dataset"] is None:
+                raise UsageError("EvaluateEvery needs an evaluator for a loader whose dataset it "
+                                 "cannot tell: pass EvaluateEvery(Evaluator(dataset=...)).")
             self.evaluator = Evaluator(dataset=state.record["dataset"], device=state.device)
         self.evaluator.test_stats()  # before the clock starts
         state.history["eval"] = self.records

@@ -67,6 +67,8 @@ def frechet_distance(mu1: torch.Tensor, sigma1: torch.Tensor, mu2: torch.Tensor,
     cross = root1 @ s2 @ root1
     eig = torch.linalg.eigvalsh((cross + cross.T) / 2).clamp(min=0)
     value = (mu1 - mu2).square().sum() + s1.trace() + s2.trace() - 2 * eig.sqrt().sum()
+    if not math.isfinite(value.item()):  # NaN features (a diverged generator): the worst score
+        return math.inf
     return max(0.0, value.item())
 
 

@@ -4,8 +4,14 @@ one training run at a time writes into it."""
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
 
 from .errors import GanHelpersError
 
@@ -33,6 +39,14 @@ class RunFiles:
         self.lock = self.root / ".lock"
         """who is training into this folder now (see `RunLock`)"""
 
+    def clear(self) -> None:
+        """Delete what a run wrote here (checkpoints, grids, history, plots, metrics), so that
+        nothing of an old run mixes with a new one (`train --overwrite`)."""
+        for path in (self.checkpoint, self.best, self.history, self.final, self.losses,
+                     self.metrics, self.quality):
+            path.unlink(missing_ok=True)
+        shutil.rmtree(self.grids, ignore_errors=True)
+
     def grid(self, epoch: int) -> Path:
         """The grid of samples after `epoch` (counted from 1)."""
         return self.grids / f"epoch_{epoch:03d}.png"
@@ -42,7 +56,7 @@ def prepare(root: str | os.PathLike[str]) -> RunFiles:
     """Create the run folder `root` if needed and check a file can be written in it, before any
     work is done; `RunFolderError` says what is wrong otherwise."""
     files = RunFiles(root)
-    probe = files.root / ".write-test"
+    probe = files.root / f".write-test-{os.getpid()}"
     try:
         files.root.mkdir(parents=True, exist_ok=True)
         probe.write_bytes(b"ok")
@@ -54,65 +68,52 @@ def prepare(root: str | os.PathLike[str]) -> RunFiles:
     return files
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # it exists, but belongs to someone else
-        return True
-    return True
-
-
 class RunLock:
-    """`with RunLock(folder):` marks `folder` as in use by this process (its `.lock` file holds
-    the process id and host) and frees it afterwards.
+    """`with RunLock(folder):` holds an exclusive lock on `folder/.lock` (`fcntl.flock`) while a
+    run trains into it; the file names the holder (process id and host) for the message.
 
     A second run into the same folder is refused with a `RunFolderError` naming the process that
-    holds it. A lock left by a process that no longer exists (killed, machine restarted) is stale
-    and taken over. Nested locks of one process on one folder are allowed (the command line locks
-    before loading data, `fit` again while training).
+    holds it. The operating system releases the lock when its process ends, however it ends, so
+    a lock is never stale. One process may nest locks on one folder (the command line locks
+    before loading the data, `fit` again while training). Where file locks are not supported (no
+    `fcntl`, some network file systems), runs are not locked.
     """
 
-    _held: dict[Path, int] = {}
+    _held: dict[Path, list] = {}  # folder -> [depth, open lock file]
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.path = RunFiles(root).lock
 
     def __enter__(self) -> RunLock:
         key = self.path.resolve()
-        if RunLock._held.get(key):
-            RunLock._held[key] += 1
+        if key in RunLock._held:
+            RunLock._held[key][0] += 1
             return self
-        mine = f"{os.getpid()} {socket.gethostname()}\n"
-        for _ in range(2):  # a second try after removing a stale lock
-            try:
-                with open(self.path, "x") as f:
-                    f.write(mine)
-                RunLock._held[key] = 1
-                return self
-            except FileExistsError:
-                self._refuse_or_clear()
-        raise RunFolderError(f"Could not lock {self.path.parent}: try again.")
-
-    def _refuse_or_clear(self) -> None:
+        f = open(self.path, "a+")  # kept open while the lock is held
         try:
-            pid_text, _, host = self.path.read_text().partition(" ")
-            pid = int(pid_text)
-        except (OSError, ValueError):
-            pid, host = -1, ""  # unreadable or half written: treat as stale
-        here = host.strip() in ("", socket.gethostname())
-        mine_but_not_held = here and pid == os.getpid()  # a lock this process did not take
-        if pid > 0 and not mine_but_not_held and (_alive(pid) or not here):
+            if fcntl is not None:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            f.close()
             raise RunFolderError(
-                f"{self.path.parent} is in use by another training run (process {pid} on "
-                f"{host.strip() or 'this machine'}). Wait for it to end, or train into another "
-                f"folder. If no such run exists, delete {self.path}.")
-        self.path.unlink(missing_ok=True)
+                f"{self.path.parent} is in use by another training run ({holder}). Wait for it to "
+                "end, or train into another folder.") from None
+        except OSError:  # no file locks on this file system: go on unlocked
+            pass
+        f.seek(0)
+        f.truncate()
+        f.write(f"process {os.getpid()} on {socket.gethostname()}\n")
+        f.flush()
+        RunLock._held[key] = [1, f]
+        return self
 
     def __exit__(self, *exc: object) -> None:
         key = self.path.resolve()
-        RunLock._held[key] -= 1
-        if RunLock._held[key] == 0:
+        held = RunLock._held[key]
+        held[0] -= 1
+        if held[0] == 0:
             del RunLock._held[key]
-            self.path.unlink(missing_ok=True)
+            held[1].truncate(0)  # the file stays (removing it would race with a new holder)
+            held[1].close()  # closing releases the lock

@@ -109,12 +109,12 @@ def train_step(G: nn.Module, D: nn.Module, opt_g: torch.optim.Optimizer,
 
 
 def adam(module: nn.Module, lr: float = 2e-4, betas: tuple[float, float] = (0.5, 0.999),
-         device: torch.device | str | None = None) -> torch.optim.Adam:
-    """Adam for `module` (the DCGAN paper's settings by default), with fused kernels on CUDA,
-    where they are faster (`SpeedOptions.fused_adam` decides)."""
+         device: torch.device | str | None = None, fused: bool | None = None) -> torch.optim.Adam:
+    """Adam for `module` (the DCGAN paper's settings by default). `fused=None`: fused kernels on
+    CUDA, where they are faster, not elsewhere (the rule of `SpeedOptions.fused_adam`)."""
     device = torch.device(device) if device is not None else next(module.parameters()).device
     return torch.optim.Adam(module.parameters(), lr=lr, betas=betas,
-                            fused=SpeedOptions().use_fused_adam(device))
+                            fused=SpeedOptions(fused_adam=fused).use_fused_adam(device))
 
 
 @dataclass
@@ -202,7 +202,8 @@ def fit(
       checkpoint of another dataset, other networks, objective or `settings` is refused.
     - `settings`: what else defines the run (batch size, a recipe...), recorded and compared.
     - `max_steps` caps the number of steps (in total); `callbacks` are added to the defaults.
-    - Ctrl-C or `state.request_stop()` stop cleanly after the current step, with a checkpoint.
+    - Ctrl-C, SIGTERM or `state.request_stop()` stop cleanly after the current step, with a
+      checkpoint; only one run at a time may train into a `run_dir`.
       A NaN, infinite or diverged loss raises `NonFiniteLossError`, keeping the last good
       checkpoint.
     - `speed`: optional speed-ups (`SpeedOptions`); `sync_every` reads the losses back from the
@@ -211,7 +212,7 @@ def fit(
     device = torch.device(device) if device is not None else next(G.parameters()).device
     speed = speed or SpeedOptions()
     state = _start(G, D, loader, epochs, objective, opt_g, opt_d, lr_schedule, device, run_dir,
-                   seed, max_steps, settings)
+                   seed, max_steps, settings, speed)
     state.callbacks = _with_defaults(callbacks, run_dir, progress)
     with RunLock(run_dir) if run_dir is not None else nullcontext():  # one run per folder
         if resume:
@@ -219,9 +220,10 @@ def fit(
         step_G, step_D = speed.prepare(G, D, device)
         stats = StepStats(state, sync_every or (1 if device.type == "cpu" else 25))
 
-        _call(state, "on_fit_start")
+        state.sync_stats = stats.flush  # a checkpoint taken mid-epoch holds every step's stats
         with _DeferInterrupt(state):
             try:
+                _call(state, "on_fit_start")
                 while not state.stop_requested and state.step < state.total_steps:
                     state.epoch, start = divmod(state.step, state.steps_per_epoch)
                     for real, labels in _batches(loader, state.epoch, start):
@@ -253,7 +255,7 @@ def _start(G: nn.Module, D: nn.Module, loader: Iterable, epochs: int,
            objective: Objective | None, opt_g: torch.optim.Optimizer | None,
            opt_d: torch.optim.Optimizer | None, lr_schedule: str | None, device: torch.device,
            run_dir: str | os.PathLike[str] | None, seed: int | None, max_steps: int | None,
-           settings: dict[str, Any] | None) -> TrainState:
+           settings: dict[str, Any] | None, speed: SpeedOptions) -> TrainState:
     """Set up a run: networks on the device in training mode, optimizers, the step budget, the
     learning-rate schedule, the seeded fixed noise for the grids, and the run's record."""
     if run_dir is not None:
@@ -261,7 +263,9 @@ def _start(G: nn.Module, D: nn.Module, loader: Iterable, epochs: int,
     G.to(device).train()
     D.to(device).train()
     objective = objective if objective is not None else BCEObjective()
-    opt_g, opt_d = opt_g or adam(G, device=device), opt_d or adam(D, device=device)
+    fused = speed.use_fused_adam(device)
+    opt_g = opt_g or adam(G, device=device, fused=fused)
+    opt_d = opt_d or adam(D, device=device, fused=fused)
     steps_per_epoch = len(loader)  # type: ignore[arg-type]
     if steps_per_epoch == 0:
         raise UsageError("The loader yields no batches: is the dataset smaller than a batch? "
@@ -287,7 +291,6 @@ def _start(G: nn.Module, D: nn.Module, loader: Iterable, epochs: int,
                        steps_per_epoch, record, run_dir=Path(run_dir) if run_dir else None,
                        schedulers=schedulers, fixed_labels=fixed_labels)
     state.history.update({k: [] for k in STATS})
-    state.history.run_dir = state.run_dir
     return state
 
 
@@ -323,6 +326,10 @@ def _with_defaults(callbacks: Sequence[Callback], run_dir: Any, progress: bool) 
     """The progress bar and grid saver first, the given callbacks, the checkpointer last (so a
     checkpoint holds what the other callbacks added)."""
     first: list[Callback] = [ProgressBar()] if progress else []
+    keys = [cb.state_key for cb in callbacks if type(cb).state_dict is not Callback.state_dict]
+    if len(keys) != len(set(keys)):
+        raise UsageError(f"Two callbacks keep their state under one name ({sorted(keys)}): give "
+                         "one of them another `state_key`.")
     if run_dir is None:
         return first + list(callbacks)
     return [*first, GridSaver(), *callbacks, Checkpointer()]
@@ -412,8 +419,8 @@ class StepStats:
 
 def _failed(state: TrainState, err: BaseException) -> None:
     """Record why training ended and tell the callbacks (`on_exception`)."""
-    if isinstance(err, KeyboardInterrupt):
-        state.stop_reason = "interrupted (KeyboardInterrupt)"
+    if isinstance(err, KeyboardInterrupt):  # a second signal: keep what the first one said
+        state.stop_reason = state.stop_reason or "interrupted (KeyboardInterrupt)"
     else:
         state.error = err
         state.stop_reason = (str(err) if isinstance(err, NonFiniteLossError)
@@ -430,10 +437,11 @@ def _finish(state: TrainState, stats: StepStats) -> History:
     the checkpoint must be written), then return the history or raise what ended training."""
     try:
         stats.flush()
-    except NonFiniteLossError as err:
+    except Exception as err:  # noqa: BLE001 - a NaN found now, or the device failing
         _failed(state, err)
     state.stop_reason = state.stop_reason or "finished"
-    for cb in state.callbacks:
+    checkpointers_first = sorted(state.callbacks, key=lambda cb: not isinstance(cb, Checkpointer))
+    for cb in checkpointers_first:  # so the others can report the final checkpoint
         try:
             cb.on_fit_end(state)
         except Exception as err:  # noqa: BLE001 - raised below, after the others have run
@@ -483,8 +491,8 @@ def _checkpoint_of(run_dir: str | os.PathLike[str] | None) -> Path:
     return RunFiles(run_dir).checkpoint
 
 
-RESUME_PARTS = ("G", "D", "opt_g", "opt_d", "schedulers", "callbacks", "step", "epoch",
-                "history", "fixed_noise", "fixed_labels", "rng")
+RESUME_PARTS = ("G", "D", "opt_g", "opt_d", "schedulers", "callbacks", "step", "history",
+                "fixed_noise", "fixed_labels", "rng")
 """What a checkpoint must hold to resume a run exactly."""
 
 
@@ -503,10 +511,12 @@ def _restore(state: TrainState, path: Path) -> None:
     for cb in state.callbacks:
         if cb.state_key in ckpt["callbacks"]:
             cb.load_state_dict(ckpt["callbacks"][cb.state_key])
-    state.step, state.epoch = ckpt["step"], ckpt["epoch"]
+    state.step = ckpt["step"]
+    state.epoch = state.step // state.steps_per_epoch
     state.total_steps = max(state.total_steps, state.step)
     for key in STATS:
         state.history[key] = list(ckpt["history"][key])
+    state.history.checkpoint_step = state.step
     state.fixed_noise = ckpt["fixed_noise"].to(state.device)
     if ckpt["fixed_labels"] is not None:
         state.fixed_labels = ckpt["fixed_labels"].to(state.device)

@@ -60,18 +60,19 @@ def test_conditional_model_and_stabilisers_from_the_command_line(tiny_data, tmp_
                  "--out", str(out), "--spectral-norm", "--instance-noise", "0.1",
                  "--label-smoothing", "0.9", "--loss", "saturating"]) == 0
     ckpt = load_checkpoint(out / "checkpoint.pt")
-    meta = ckpt["run"]["settings"]
-    assert meta["model"] == "cdcgan" and meta["spectral_norm"] and meta["instance_noise"] == 0.1
-    assert meta["d_kwargs"] == {"norm": "none"}
-    assert "saturating=True, real_label=0.9" in meta["objective"]
+    settings = ckpt["run"]["settings"]
+    assert settings["model"] == "cdcgan" and settings["spectral_norm"]
+    assert settings["instance_noise"] == 0.1
+    assert settings["d_kwargs"] == {"norm": "none"}
+    assert "saturating=True, real_label=0.9" in settings["objective"]
     assert ckpt["fixed_labels"] is not None
 
     out = tmp_path / "wgan"
     assert main(["train", "--model", "dcgan", "--epochs", "1", "--batch-size", "64",
                  "--out", str(out), "--loss", "wgan-gp"]) == 0
-    meta = load_checkpoint(out / "checkpoint.pt")["run"]["settings"]
-    assert meta["d_kwargs"] == {"norm": "layer"} and list(meta["betas"]) == [0.0, 0.9]
-    assert meta["lr_g"] == meta["lr_d"] == 1e-4
+    settings = load_checkpoint(out / "checkpoint.pt")["run"]["settings"]
+    assert settings["d_kwargs"] == {"norm": "layer"} and list(settings["betas"]) == [0.0, 0.9]
+    assert settings["lr_g"] == settings["lr_d"] == 1e-4
     def strict(token):
         raise ValueError(f"{token} is not JSON")
     history = json.loads((out / "history.json").read_text(), parse_constant=strict)

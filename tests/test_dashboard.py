@@ -45,7 +45,7 @@ def test_stop_button_ends_training_after_the_current_step(widgets_mode, tmp_path
     assert len(history["loss_d"]) == 3
     assert history.stop_reason == "stopped with the Stop button"
     assert "■ stopped with the Stop button" in dash.status.value
-    assert "checkpoint saved" in dash.status.value and dash.stop_button.disabled
+    assert "checkpoint of step 3 saved" in dash.status.value and dash.stop_button.disabled
 
 
 def test_plain_script_gets_text_status_lines(capsys):

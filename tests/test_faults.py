@@ -137,7 +137,7 @@ def test_a_signal_stops_after_the_step_saves_and_says_how_to_resume(tiny_data, t
     assert reason in stdout and "--resume" in stderr and "Traceback" not in stderr
     ckpt = load_checkpoint(out / "checkpoint.pt")
     assert ckpt["step"] >= 16 and len(ckpt["history"]["loss_d"]) == ckpt["step"]
-    assert not RunFiles(out).lock.exists()
+    assert RunFiles(out).lock.read_text() == ""  # released
     epochs = ckpt["step"] // 8 + 1
     result = cli("train", *BASE, "--epochs", str(epochs), "--out", str(out), "--resume")
     assert result.returncode == 0, result.stderr
@@ -212,14 +212,15 @@ def test_a_second_run_into_the_same_folder_is_refused(tiny_data, tmp_path):
 
 
 def test_a_stale_lock_is_taken_over(tiny_data, tmp_path):
+    """A lock file left by a run that was killed (no lock is held on it any more)."""
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()
     out = tmp_path / "run"
     out.mkdir()
-    RunFiles(out).lock.write_text(f"{gone.pid} {os.uname().nodename}\n")
+    RunFiles(out).lock.write_text(f"process {gone.pid} on {os.uname().nodename}\n")
     result = cli("train", *BASE, "--epochs", "1", "--out", str(out))
     assert result.returncode == 0, result.stderr
-    assert not RunFiles(out).lock.exists()
+    assert RunFiles(out).lock.read_text() == ""
 
 
 # ----------------------------------------------------------------------------- damage
@@ -289,3 +290,15 @@ def test_a_full_disk_stops_with_a_clear_message_and_keeps_the_last_checkpoint(
     assert "Could not write the checkpoint" in err and "No space left on device" in err
     assert load_checkpoint(out / "checkpoint.pt")["step"] == 8  # epoch 1's, whole
     assert not (out / ".checkpoint.pt.tmp").exists()
+
+
+def test_overwrite_replaces_the_whole_run(trained):
+    files = RunFiles(trained)
+    files.best.write_bytes(files.checkpoint.read_bytes())  # as if the old run had evaluations
+    files.metrics.write_text("{}")
+    result = cli("train", *BASE, "--epochs", "1", "--seed", "5", "--out", str(trained),
+                 "--overwrite")
+    assert result.returncode == 0, result.stderr
+    assert not files.best.exists() and not files.metrics.exists()  # nothing of the old run
+    assert load_checkpoint(files.checkpoint)["run"]["settings"]["seed"] == 5
+    assert sorted(p.name for p in files.grids.iterdir()) == ["epoch_001.png"]

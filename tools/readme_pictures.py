@@ -57,7 +57,10 @@ def main() -> None:
         gif_cell.wait_for(timeout=1_800_000)
         browser.close()
     Image.open(scratch / "dashboard.png").save(docs / "dashboard.png", optimize=True)
-    grids = sorted((runs / "04_live_training" / "grids").glob("epoch_*.png"))
+    from gan_helpers import config
+
+    lesson_runs = runs / config.dataset_name() / "04_live_training"  # runs are kept by dataset
+    grids = sorted((lesson_runs / "grids").glob("epoch_*.png"))
     make_gif(grids, docs / "training.gif", duration_ms=500, scale=1)  # small, for the README
     print(f"dashboard: {status}; first run took {minutes:.1f} min incl. kernel start")
     for name in ("dashboard.png", "training.gif"):
