@@ -5,6 +5,8 @@ network), small networks and a small loader. Tests import the plain functions wi
 from __future__ import annotations
 
 import gzip
+import os
+import signal
 import struct
 from pathlib import Path
 
@@ -13,6 +15,7 @@ import pytest
 import torch
 
 from gan_helpers import data, models
+from gan_helpers.callbacks import Callback
 
 
 def write_idx(path: Path, array: np.ndarray, compress: bool = False) -> Path:
@@ -76,6 +79,25 @@ def tiny_loader(n: int = 256, batch_size: int = 32, seed: int = 0) -> data.Tenso
     images, labels = make_images(n)
     return data.TensorLoader(torch.from_numpy(images).unsqueeze(1), torch.from_numpy(labels).long(),
                              batch_size=batch_size, drop_last=True, seed=seed)
+
+
+class StopAt(Callback):
+    """Stops `fit` after step `step`: with the Stop button (`how="button"`), a signal the process
+    sends itself (`"sigint"`, Jupyter's interrupt; `"sigterm"`, `kill PID`), or a raised
+    `KeyboardInterrupt`."""
+
+    def __init__(self, step: int, how: str = "button") -> None:
+        self.step, self.how = step, how
+
+    def on_step_end(self, state) -> None:
+        if state.step != self.step:
+            return
+        if self.how == "button":
+            state.request_stop("stopped by the Stop button")
+        elif self.how in ("sigint", "sigterm"):
+            os.kill(os.getpid(), signal.SIGINT if self.how == "sigint" else signal.SIGTERM)
+        else:
+            raise KeyboardInterrupt
 
 
 class _FakeKernelShell:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import small_gan, tiny_loader
+from conftest import StopAt, small_gan, tiny_loader
 
 from gan_helpers import models
 from gan_helpers.callbacks import Callback
@@ -189,15 +189,6 @@ def test_on_exception_sees_the_failure_and_whether_it_was_mid_step(tmp_path):
     with pytest.raises(ValueError, match="a bug in the step"):
         fit(G, D, tiny_loader(), epochs=1, step_fn=broken, progress=False, callbacks=[counter])
     assert counter.failures == ["ValueError in step: True"]
-
-
-class StopAt(Callback):
-    def __init__(self, step: int) -> None:
-        self.step = step
-
-    def on_step_end(self, state) -> None:
-        if state.step == self.step:
-            state.request_stop("stopped by the test")
 
 
 def test_instance_noise_schedule_is_kept_across_resume(tmp_path):

@@ -15,11 +15,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import small_gan, tiny_loader
+from conftest import StopAt, small_gan, tiny_loader
 
 from gan_helpers import checkpoints
 from gan_helpers.__main__ import main
-from gan_helpers.callbacks import Callback
 from gan_helpers.checkpoints import load_checkpoint, save_checkpoint
 from gan_helpers.run_folder import RunFiles
 from gan_helpers.training import fit
@@ -155,19 +154,10 @@ def test_two_signals_end_at_once_and_leave_a_whole_checkpoint(tiny_data, tmp_pat
     assert load_checkpoint(out / "checkpoint.pt")["step"] >= 8  # whole, and loads
 
 
-class SignalAt(Callback):
-    def __init__(self, step: int, signum: int) -> None:
-        self.step, self.signum = step, signum
-
-    def on_step_end(self, state) -> None:
-        if state.step == self.step:
-            os.kill(os.getpid(), self.signum)
-
-
 def test_sigterm_resumes_exactly(tmp_path):
     G, D = small_gan("mlp")
     history = fit(G, D, tiny_loader(), epochs=2, run_dir=tmp_path / "a", progress=False,
-                  callbacks=[SignalAt(5, signal.SIGTERM)])
+                  callbacks=[StopAt(5, "sigterm")])
     assert history.stop_reason == "terminated (SIGTERM)" and len(history["loss_d"]) == 5
     G, D = small_gan("mlp")
     fit(G, D, tiny_loader(), epochs=2, run_dir=tmp_path / "a", resume=True, progress=False)

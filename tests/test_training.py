@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -11,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import small_gan, tiny_loader
+from conftest import StopAt, small_gan, tiny_loader
 
 from gan_helpers.baseline import ClassicBCE, classic_step
 from gan_helpers.checkpoints import CheckpointError, RunMismatchError, load_checkpoint
@@ -151,21 +150,6 @@ def test_resume_continues_bitwise_exactly(kind, tmp_path):
     assert c1["step"] == c2["step"] == 24
     for k, v in c1["opt_d"]["state"].items():
         assert torch.equal(v["exp_avg"], c2["opt_d"]["state"][k]["exp_avg"])
-
-
-class StopAt(Callback):
-    def __init__(self, step: int, how: str) -> None:
-        self.step, self.how = step, how
-
-    def on_step_end(self, state) -> None:
-        if state.step != self.step:
-            return
-        if self.how == "button":
-            state.request_stop("stopped by the Stop button")
-        elif self.how == "sigint":
-            os.kill(os.getpid(), signal.SIGINT)  # what Jupyter's interrupt sends the kernel
-        else:
-            raise KeyboardInterrupt
 
 
 @pytest.mark.parametrize("how", ["button", "sigint", "keyboardinterrupt"])
@@ -401,17 +385,6 @@ def test_fit_trains_on_a_plain_dataloader_and_resumes_at_the_right_batch(tmp_pat
     assert load_checkpoint(tmp_path / "checkpoint.pt")["step"] == 16
 
 
-class StopButton(Callback):
-    """Presses Stop after step `at` (an interruption that leaves the run's length alone)."""
-
-    def __init__(self, at: int) -> None:
-        self.at = at
-
-    def on_step_end(self, state) -> None:
-        if state.step == self.at:
-            state.request_stop("stopped by the Stop button")
-
-
 class RecordLR(Callback):
     def __init__(self) -> None:
         self.lrs: list[tuple[float, float]] = []
@@ -433,7 +406,7 @@ def test_linear_schedule_continues_across_a_resume(tmp_path):
     first, second = RecordLR(), RecordLR()
     G, D = small_gan()
     history = fit(G, D, tiny_loader(), epochs=2, lr_schedule="linear", progress=False,
-                  run_dir=tmp_path / "pieces", callbacks=[first, StopButton(5)])
+                  run_dir=tmp_path / "pieces", callbacks=[first, StopAt(5)])
     assert len(history["loss_d"]) == 5
     G2, D2 = small_gan(seed=3)
     fit(G2, D2, tiny_loader(), epochs=2, lr_schedule="linear", progress=False,
@@ -486,7 +459,7 @@ def test_training_with_a_run_folder_loads_no_plotting_or_widget_library(tmp_path
     """The loop runs headless: grids and checkpoints are written without matplotlib."""
     code = (
         "import sys; sys.path.insert(0, 'tests')\n"
-        "from conftest import small_gan, tiny_loader\n"
+        "from conftest import StopAt, small_gan, tiny_loader\n"
         "from gan_helpers.training import fit\n"
         "G, D = small_gan('dcgan')\n"
         f"fit(G, D, tiny_loader(64), epochs=1, run_dir={str(tmp_path)!r}, progress=True)\n"
