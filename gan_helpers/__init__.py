@@ -15,10 +15,15 @@ generators, also during training), `conditional` (sampling a conditional GAN), `
 command line).
 """
 
-from .config import SMOKE, pick, pick_device, seed_everything
-from .data import load_dataset, load_tensors, make_loader
-from .errors import brief_in_notebooks
-from .training import fit
+try:
+    from .config import SMOKE, pick, pick_device, seed_everything
+    from .data import load_dataset, load_tensors, make_loader
+    from .errors import brief_in_notebooks
+    from .training import fit
+except ModuleNotFoundError as err:  # say which requirements this environment lacks, and how
+    from ._requirements import missing_requirements_error
+
+    raise missing_requirements_error(err) from None
 
 __version__ = "0.1.0"
 brief_in_notebooks()

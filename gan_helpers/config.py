@@ -9,7 +9,14 @@ all of them at once and no notebook needs editing:
 | `GAN_DATA_DIR`  | where datasets are downloaded to                    | `<repo>/data`    |
 | `GAN_RUNS_DIR`  | where training runs (grids, checkpoints) are saved  | `<repo>/runs`    |
 | `GAN_SMOKE`     | `1`: tiny step counts, for CI (same code paths)     | off              |
+| `GAN_SMOKE_IMAGES` | training images per loader in smoke mode         | 512              |
 | `GAN_DEVICE`    | force a device (`cpu`, `cuda`, `cuda:1`, `mps`)     | best available   |
+| `GAN_DRIVE_MOUNT` | where Google Drive is mounted on Colab            | `/content/drive` |
+
+Smoke mode is the package's business: lessons write their real settings (`EPOCHS = 15`) and the
+package shrinks the work under `GAN_SMOKE` (the loader's images, the evaluator's samples, the
+classifier's training, a lesson helper's step counts) with `smoke_cap`, so a smoke run takes the
+same code paths with fewer steps and no lesson has to mention it.
 """
 
 from __future__ import annotations
@@ -38,9 +45,21 @@ SMOKE: bool = _flag("GAN_SMOKE")
 """True in smoke mode (`GAN_SMOKE=1`): every lesson runs its code paths with tiny step counts."""
 
 
+SMOKE_IMAGES: int = int(os.environ.get("GAN_SMOKE_IMAGES") or 512)
+"""Training images a loader serves in smoke mode (`make_loader`)."""
+
+
 def pick(full: T, smoke: T) -> T:
-    """Return `full` normally and `smoke` in smoke mode: the one way lessons scale their work."""
+    """Return `full` normally and `smoke` in smoke mode (for the package and scripts; the lessons
+    never call it: they write their real settings and the package shrinks the work)."""
     return smoke if SMOKE else full
+
+
+def smoke_cap(value: int | None, cap: int) -> int | None:
+    """`value` normally; in smoke mode at most `cap` (`None`, meaning "all", becomes `cap`)."""
+    if not SMOKE:
+        return value
+    return cap if value is None else min(value, cap)
 
 
 def in_colab() -> bool:
@@ -50,9 +69,13 @@ def in_colab() -> bool:
     return "google.colab" in sys.modules
 
 
-def dataset_name(name: str | None = None) -> str:
-    """The dataset to use: `name` if given, else `$GAN_DATASET`, else MNIST."""
-    chosen = (name or os.environ.get("GAN_DATASET") or "mnist").strip().lower()
+def dataset_name(name: str | None = None, default: str = "mnist") -> str:
+    """The dataset to use: `name` if given, else `$GAN_DATASET`, else `default` (MNIST).
+
+    A lesson's settings cell says `DATASET = config.dataset_name(default="mnist")`: the learner
+    edits the default to switch that lesson, and `GAN_DATASET`, when set, switches every lesson.
+    """
+    chosen = (name or os.environ.get("GAN_DATASET") or default).strip().lower()
     chosen = chosen.replace("_", "-")
     if chosen == "fashionmnist":
         chosen = "fashion-mnist"
@@ -75,9 +98,15 @@ def data_dir(root: str | os.PathLike[str] | None = None) -> Path:
     return Path(root).expanduser() if root is not None else _default_dir("GAN_DATA_DIR", "data")
 
 
-def runs_dir(root: str | os.PathLike[str] | None = None, dataset: str | None = None) -> Path:
+def runs_dir(root: str | os.PathLike[str] | None = None, dataset: str | None = None,
+             drive: bool = False) -> Path:
     """Where training runs are written: `root` if given; else `$GAN_RUNS_DIR` (or the repo's
-    `runs/`) / the dataset (`dataset`, else `$GAN_DATASET`, else mnist).
+    `runs/`, or `./runs` beside the notebook when installed) / the dataset (`dataset`, else
+    `$GAN_DATASET`, else mnist).
+
+    With `drive=True` on Colab, Google Drive is mounted and runs go to `MyDrive/gan-lessons/runs`
+    there instead, so a disconnected runtime loses nothing: run the lesson again and it resumes
+    or reloads what it had (outside Colab the switch is ignored, with a note).
 
     Runs of different datasets never share a folder, so switching the dataset never picks up the
     other dataset's run. In smoke mode the default is `runs/smoke/DATASET`, so a smoke run never
@@ -85,8 +114,32 @@ def runs_dir(root: str | os.PathLike[str] | None = None, dataset: str | None = N
     """
     if root is not None:
         return Path(root).expanduser()
-    base = _default_dir("GAN_RUNS_DIR", "runs")
+    base = _drive_runs() if drive else None
+    if base is None:
+        base = _default_dir("GAN_RUNS_DIR", "runs")
     return (base / "smoke" if SMOKE else base) / dataset_name(dataset)
+
+
+def _drive_runs() -> Path | None:
+    """Mount Google Drive (Colab only) and return the runs folder on it; None elsewhere."""
+    if not in_colab():
+        print("note: keeping runs on Google Drive works on Colab only; runs stay on this machine.")
+        return None
+    from google.colab import drive  # type: ignore[import-not-found]
+
+    mount = Path(os.environ.get("GAN_DRIVE_MOUNT") or "/content/drive")
+    if not (mount / "MyDrive").is_dir():
+        drive.mount(str(mount))
+    return mount / "MyDrive" / "gan-lessons" / "runs"
+
+
+def device_hint(device: torch.device) -> str:
+    """`device` as text, with a one-line hint when it is the CPU on Colab (a GPU runtime is
+    many times faster and free)."""
+    if device.type == "cpu" and in_colab():
+        return ("cpu (this Colab runtime has no GPU: Runtime > Change runtime type > T4 GPU, "
+                "then run the lesson again, trains many times faster)")
+    return str(device)
 
 
 class DeviceUnavailableError(GanHelpersError, RuntimeError):

@@ -334,7 +334,11 @@ def make_loader(
     drop_last: bool = True,
     root: str | os.PathLike[str] | None = None,
 ) -> TensorLoader:
-    """The fast loader over the configured dataset (drops the last, smaller batch by default)."""
+    """The fast loader over the configured dataset (drops the last, smaller batch by default).
+
+    `limit` keeps the first `limit` images (None: all); smoke mode keeps `config.SMOKE_IMAGES`.
+    """
+    limit = config.smoke_cap(limit, config.SMOKE_IMAGES)
     images, labels = load_tensors(name, root, train=train, limit=limit)
     loader = TensorLoader(
         images, labels, batch_size=batch_size, shuffle=True, drop_last=drop_last, seed=seed,

@@ -53,19 +53,36 @@ def badge(notebook: str) -> str:
 
 
 def setup_cell() -> str:
-    """The source of every notebook's set-up cell."""
-    return f'''{SETUP_MARK}: on Colab, install gan_helpers from the repository (keeping Colab's
-# torch) and switch on Colab's widget manager. Locally, `make test` or `pip install -e .`.
+    """The source of every notebook's set-up cell.
+
+    On Colab it installs gan_helpers alone (`--no-deps`): the runtime's own torch, ipywidgets and
+    the rest stay exactly as they are (upgrading them mid-session can break Colab until a
+    restart). A runtime that lacks one of them gets a clear message from `import gan_helpers`.
+    A second lesson in the same runtime finds gan_helpers installed and skips the download.
+    """
+    return f'''{SETUP_MARK}: on Colab, install gan_helpers, and nothing else: Colab's own torch,
+# ipywidgets and the rest stay as they are. Elsewhere, `pip install -e .` in the repository did it.
+import importlib.util
+import subprocess
 import sys
 
+REPO = "{repo_url()}"
 if "google.colab" in sys.modules:
-    import subprocess
-
-    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet",
-                    "gan-helpers @ git+{repo_url()}"], check=True)
+    if importlib.util.find_spec("gan_helpers") is None:  # not yet in this runtime
+        pip = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
+                              f"gan-helpers @ git+{{REPO}}"], capture_output=True, text=True)
+        if pip.returncode != 0:
+            said = (pip.stderr.strip().splitlines() or ["no message"])[-1]
+            raise RuntimeError(f"Could not install gan_helpers from {{REPO}} ({{said}}). Check that "
+                               "the runtime is connected to the internet and the address is "
+                               "right, then run this cell again.") from None
     from google.colab import output
 
     output.enable_custom_widget_manager()'''
+
+
+COLAB_METADATA = {"accelerator": "GPU", "colab": {"gpuType": "T4", "provenance": []}}
+"""Notebook metadata that makes Colab open the lesson on a GPU runtime."""
 
 
 def source(cell: dict) -> str:
@@ -92,6 +109,9 @@ def problems(path: Path) -> list[str]:
         found.append("first cell lacks the Colab badge for this notebook and repository")
     if cells[1]["cell_type"] != "code" or source(cells[1]) != setup_cell():
         found.append("second cell is not the standard set-up cell")
+    meta = nb.get("metadata", {})
+    if any(meta.get(k) != v for k, v in COLAB_METADATA.items()):
+        found.append("metadata does not ask Colab for a GPU runtime")
     for i, cell in enumerate(cells):
         if cell["cell_type"] == "code" and (cell.get("outputs") or cell.get("execution_count")):
             found.append(f"cell {i} has outputs (commit notebooks without outputs)")
@@ -113,6 +133,7 @@ def fix(path: Path) -> None:
         cells[1].update(setup)
     else:
         cells.insert(1, setup)
+    nb.setdefault("metadata", {}).update(COLAB_METADATA)
     needs_ids = nb.get("nbformat_minor", 0) >= 5  # cell ids are required from nbformat 4.5
     for cell in cells:
         if needs_ids and "id" not in cell:
