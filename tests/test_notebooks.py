@@ -38,8 +38,9 @@ def test_repository_address_lives_in_pyproject_only():
     url = nbtools.repo_url()
     assert url.startswith("https://github.com/")
     setup = nbtools.setup_cell()
-    assert f"git+{url}" in setup
-    assert "torch" not in setup.split("subprocess.run")[1]  # Colab's own torch is kept
+    assert f'REPO = "{url}"' in setup and 'f"gan-helpers @ git+{REPO}"' in setup
+    install = setup.split("subprocess.run")[1]
+    assert "--no-deps" in install and "torch" not in install  # Colab's own packages are kept
 
 
 def test_checker_catches_a_broken_notebook(tmp_path):
