@@ -108,7 +108,10 @@ def test_every_library_the_lessons_import_is_a_runtime_dependency():
                    if n not in sys.stdlib_module_names and n != "gan_helpers"
                    and n != "google"}  # google.colab: imported on Colab only, where it exists
     distributions = {IMPORT_NAMES.get(n.lower(), n.lower()) for n in third_party}
-    runtime = set(dict(_split(r) for r in pyproject()["project"]["dependencies"]))
+    project = pyproject()["project"]
+    runtime = set(dict(_split(r) for r in project["dependencies"]))
+    # Optional helpers, imported inside a try (the code works without them).
+    runtime |= set(dict(_split(r) for r in project["optional-dependencies"]["widgets"]))
     provided = runtime.union(*(_requirement_names(d) for d in runtime))
     assert distributions <= provided, f"imported but not declared: {distributions - provided}"
     assert {"torch", "torchvision", "matplotlib", "ipywidgets"} <= distributions  # sees imports
