@@ -187,3 +187,14 @@ def seed_everything(seed: int) -> None:
     except ImportError:  # pragma: no cover - numpy is a dependency, but stay usable without it
         pass
     torch.manual_seed(seed)
+
+
+def deterministic(on: bool = True) -> None:
+    """Make training on CUDA repeatable bit for bit (on the CPU it already is): deterministic
+    kernels only, and no cuDNN autotuning (`fit` then leaves `cudnn.benchmark` off). Slower on a
+    GPU; call it before training, e.g. to check that a resumed run matches an uninterrupted one."""
+    if on:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # cuBLAS needs it
+    torch.use_deterministic_algorithms(on)
+    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = on

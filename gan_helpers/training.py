@@ -144,7 +144,8 @@ class SpeedOptions:
     def prepare(self, G: nn.Module, D: nn.Module,
                 device: torch.device) -> tuple[nn.Module, nn.Module]:
         """Apply the options to the networks; return the modules the step should call."""
-        if device.type == "cuda" and self.cudnn_benchmark is not False:
+        if (device.type == "cuda" and self.cudnn_benchmark is not False
+                and not torch.are_deterministic_algorithms_enabled()):  # config.deterministic()
             torch.backends.cudnn.benchmark = True
         if self.channels_last:
             G.to(memory_format=torch.channels_last)
