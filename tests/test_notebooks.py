@@ -52,7 +52,20 @@ def test_checker_catches_a_broken_notebook(tmp_path):
     found = nbtools.problems(broken)
     assert any("set-up cell" in p for p in found) and any("outputs" in p for p in found)
     nbtools.fix(broken)
-    assert nbtools.problems(broken) == []
+    assert nbtools.problems(broken) == nbtools.problems(NOTEBOOKS[0]) == []
+
+
+def test_checker_catches_what_a_learner_would_trip_on():
+    nb = json.loads(NOTEBOOKS[0].read_text())
+    cells = nb["cells"]
+    assert nbtools.lesson_problems(cells) == []
+    code = next(c for c in cells[2:] if c["cell_type"] == "code")
+    code["source"] = "\n".join(["x = 1"] * 31)
+    cells[2]["source"] += "\nIn smoke mode this runs faster."
+    ends = [c for c in cells if nbtools.source(c).startswith("## References")]
+    ends[0]["source"] = "## Further reading"
+    found = " | ".join(nbtools.lesson_problems(cells))
+    assert "31 lines" in found and "'smoke'" in found and "## References" in found
 
 
 def test_readme_lists_every_lesson():

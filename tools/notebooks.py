@@ -116,6 +116,35 @@ def problems(path: Path) -> list[str]:
         if cell["cell_type"] == "code" and (cell.get("outputs") or cell.get("execution_count")):
             found.append(f"cell {i} has outputs (commit notebooks without outputs)")
             break
+    return found + lesson_problems(cells)
+
+
+MAX_CELL_LINES = 30
+BACKSTAGE_RE = re.compile(r"smoke|GAN_SMOKE|config\.pick\(|\bCI\b|pytest|nbmake|tests?/", re.I)
+ENDING = ("## Summary", "## Exercises", "## References")
+"""The sections every lesson ends with, in this order."""
+
+
+def lesson_problems(cells: list[dict]) -> list[str]:
+    """What a learner would trip on: a long code cell, talk of the test machinery, a missing
+    time estimate, or an ending without summary, exercises with solutions, and references."""
+    found = []
+    if not re.search(r"\*\*Time:\*\*", source(cells[0])):
+        found.append("first cell has no '**Time:**' line")
+    for i, cell in enumerate(cells[2:], start=2):  # the set-up cell is the standard one
+        src = source(cell)
+        if cell["cell_type"] == "code" and src.count("\n") + 1 > MAX_CELL_LINES:
+            found.append(f"cell {i} has {src.count(chr(10)) + 1} lines (at most {MAX_CELL_LINES})")
+        if BACKSTAGE_RE.search(src):
+            found.append(f"cell {i} mentions the test machinery: "
+                         f"{BACKSTAGE_RE.search(src).group(0)!r}")
+    headings = [line.strip() for cell in cells if cell["cell_type"] == "markdown"
+                for line in source(cell).splitlines() if line.startswith("## ")]
+    positions = [headings.index(h) if h in headings else -1 for h in ENDING]
+    if -1 in positions or positions != sorted(positions) or positions[-1] != len(headings) - 1:
+        found.append(f"does not end with the sections {', '.join(ENDING)} in that order")
+    if not any("<summary>" in source(c) and "Solution" in source(c) for c in cells):
+        found.append("the exercises have no revealable solutions")
     return found
 
 
