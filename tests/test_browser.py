@@ -1,9 +1,10 @@
 """Lessons 04 and 06 in a real browser: JupyterLab on 127.0.0.1, headless Chromium (Playwright).
 
 Runs every cell of a copy of a lesson in smoke mode and checks what a learner sees. Lesson 04: the
-dashboard's sample image renders and changes while training runs, the curves appear, and Stop ends
-the run with the stopped status shown. Lesson 06: the class picker draws new images when another
-class is chosen and when "New samples" is pressed. Screenshots go to test-artifacts/.
+dashboard's picture (display handles, not widgets) renders, its samples change while training runs
+and its curves appear, and the Stop button ends the run with the stopped status shown. Lesson 06:
+the class picker draws new images when another class is chosen and when "New samples" is pressed.
+Screenshots go to test-artifacts/.
 """
 
 from __future__ import annotations
@@ -33,6 +34,26 @@ ARTIFACTS = ROOT / "test-artifacts"
 pytestmark = pytest.mark.browser
 
 STDERR = '.jp-RenderedText[data-mime-type="application/vnd.jupyter.stderr"]'
+
+PICTURE = """img => {
+    // The dashboard's picture: a fingerprint of the samples (the left square) and how many
+    // pixels of the curves (the rest) are coloured; null until the image has loaded.
+    if (!img.complete || !img.naturalWidth) return null;
+    const canvas = document.createElement("canvas");
+    const [w, h] = [img.naturalWidth, img.naturalHeight];
+    canvas.width = w;
+    canvas.height = h;
+    const ctx = canvas.getContext("2d");
+    ctx.drawImage(img, 0, 0);
+    let samples = 0, coloured = 0;
+    for (const v of ctx.getImageData(0, 0, h, h).data) samples = (samples * 31 + v) | 0;
+    const curves = ctx.getImageData(h, 0, w - h, h).data;
+    for (let i = 0; i < curves.length; i += 4) {
+        const [r, g, b] = [curves[i], curves[i + 1], curves[i + 2]];
+        if (Math.max(r, g, b) - Math.min(r, g, b) > 60) coloured++;
+    }
+    return {samples, coloured};
+}"""
 
 
 def in_ci() -> bool:
@@ -83,43 +104,45 @@ def wait_for_output(page, selector: str, what: str, timeout_ms: int):
 @pytest.fixture(scope="module")
 def jupyterlab(tmp_path_factory):
     """One JupyterLab for this module's tests, serving copies of lessons 04 and 06 (it autosaves
-    into the files it opened); each lesson runs in its own kernel."""
+    into the files it opened); each lesson runs in its own kernel. Smoke mode, with enough
+    training images (6144: 48 steps an epoch) to watch the dashboard and press Stop in time."""
     _require_browser()
     tmp_path = tmp_path_factory.mktemp("jupyterlab")
     work = tmp_path / "work"
     work.mkdir()
     for lesson in (LESSON, LESSON_06):
         shutil.copy(lesson, work / lesson.name)
-    with jupyterlab_server(work, tmp_path, {"GAN_SMOKE": "1",
-                                            "GAN_RUNS_DIR": str(tmp_path / "runs")}) as url:
+    env = {"GAN_SMOKE": "1", "GAN_SMOKE_IMAGES": "6144", "GAN_RUNS_DIR": str(tmp_path / "runs")}
+    with jupyterlab_server(work, tmp_path, env) as url:
         yield url
 
 
 def test_dashboard_updates_live_and_stop_works(jupyterlab):
     with lesson_page(jupyterlab, LESSON, "lesson04_failure.png") as page:
-        dashboard = wait_for_output(page, ".gan-dashboard", "the dashboard", 180_000)
-        samples = dashboard.locator("img").nth(0)
-        curves = dashboard.locator("img").nth(1)
-        seen: list[str] = []
+        wait_for_output(page, ".gan-dashboard", "the dashboard", 180_000)
+        cell = page.locator(".jp-CodeCell").filter(has=page.locator(".gan-dashboard")).first
+        picture = cell.locator(".jp-RenderedImage img").first
+        seen: list[int] = []  # the samples' fingerprints, each different from the one before
+        coloured = 0
         deadline = time.monotonic() + 120
-        while len(seen) < 3 and time.monotonic() < deadline:
-            src = samples.get_attribute("src") or ""
-            rendered = samples.evaluate("img => img.complete && img.naturalWidth > 0")
-            if src and rendered and (not seen or src != seen[-1]):
-                seen.append(src)
+        while (len(seen) < 3 or not coloured) and time.monotonic() < deadline:
+            shown = picture.evaluate(PICTURE) if picture.count() else None
+            if shown and (not seen or shown["samples"] != seen[-1]):
+                seen.append(shown["samples"])
+            coloured = shown["coloured"] if shown else 0
             time.sleep(0.05)
-        assert len(seen) >= 3, f"the sample image changed {len(seen) - 1} times, not 2"
-        page.wait_for_function(
-            "img => img.complete && img.naturalWidth > 0", arg=curves.element_handle(),
-            timeout=30_000)
-        dashboard.locator("button", has_text="Stop").click()
-        dashboard.scroll_into_view_if_needed()
+        assert len(seen) >= 3, f"the samples changed {max(len(seen) - 1, 0)} times, not 2"
+        assert coloured > 100, "the loss curves did not appear beside the samples"
+        cell.locator("button", has_text="Stop").click()
+        cell.scroll_into_view_if_needed()
         page.screenshot(path=str(ARTIFACTS / "lesson04_dashboard_live.png"))
-        final = dashboard.locator(".gan-dashboard-final")
+        final = cell.locator(".gan-dashboard-final")
         final.wait_for(timeout=60_000)
         assert "stopped with the Stop button" in final.inner_text(), (
             "training ended before Stop was pressed: " + final.inner_text())
-        dashboard.scroll_into_view_if_needed()
+        assert not cell.locator("button", has_text="Stop").count(), "Stop is still shown"
+        assert "checkpoint of step" in cell.locator(".gan-dashboard").inner_text()
+        cell.locator(".jp-OutputArea").scroll_into_view_if_needed()
         page.screenshot(path=str(ARTIFACTS / "lesson04_dashboard_stopped.png"))
 
 
