@@ -10,6 +10,10 @@
 Latent vectors are tensors `(..., latent_dim)`; images are floats in [-1, 1], `(N, C, H, W)`,
 on the CPU. The generator always runs in eval mode, without gradients (`models.generate`, also
 importable from here as `latent.generate`).
+
+Lesson 07 writes its real counts (5,000 samples per score, 20,000 labelled samples, 12 frames per
+leg of a walk); in smoke mode (`config.SMOKE`) the functions that take them shrink them with
+`config.smoke_cap` to the `SMOKE_*` values below, so a smoke run takes the same code paths.
 """
 
 from __future__ import annotations
@@ -35,7 +39,16 @@ from .viz import show_grid
 
 CANDIDATES = ("03_dcgan", "04_live_training", "07_latent_space")
 """Run folders (under `config.runs_dir()`) searched, in order, for a trained generator: lessons
-03 and 04, then the quick run lesson 07 trains when neither exists."""
+03 and 04, then the stand-in lesson 07 trains when neither exists."""
+
+SMOKE_SAMPLES = 256
+"""Smoke mode: the most prior draws `sample_prior` returns (so also `label_samples`)."""
+SMOKE_PER_CLASS = 4
+"""Smoke mode: the most samples per class `transfer_matrix` moves."""
+SMOKE_T_VALUES = 3
+"""Smoke mode: the most points along a path `scores_along` scores."""
+SMOKE_STEPS = 2
+"""Smoke mode: the most points per leg of a `walk` (the frames of the animated walk)."""
 
 
 # ----------------------------------------------------------------------------- the prior
@@ -43,7 +56,8 @@ CANDIDATES = ("03_dcgan", "04_live_training", "07_latent_space")
 
 def sample_prior(n: int, latent_dim: int = 100, seed: int = 0) -> torch.Tensor:
     """`n` draws from the prior N(0, I), `(n, latent_dim)`, from a generator seeded by `seed`
-    (the global random state is untouched)."""
+    (the global random state is untouched). Smoke mode: at most `SMOKE_SAMPLES` draws."""
+    n = config.smoke_cap(n, SMOKE_SAMPLES)
     return torch.randn(n, latent_dim, generator=torch.Generator().manual_seed(seed))
 
 
@@ -131,7 +145,8 @@ def walk(keypoints: torch.Tensor, steps: int = 16, method: str = "slerp",
          closed: bool = True) -> torch.Tensor:
     """A path through `keypoints` `(K, ..., d)`, `steps` points per leg: `(K * steps, ..., d)`
     if `closed` (back to the first keypoint, without repeating it: a GIF that loops smoothly),
-    else `((K - 1) * steps + 1, ..., d)`."""
+    else `((K - 1) * steps + 1, ..., d)`. Smoke mode: at most `SMOKE_STEPS` points per leg."""
+    steps = config.smoke_cap(steps, SMOKE_STEPS)
     stops = torch.cat([keypoints, keypoints[:1]]) if closed else keypoints
     legs = [path(a, b, steps + 1, method)[:-1] for a, b in zip(stops[:-1], stops[1:])]
     return torch.cat(legs if closed else legs + [stops[-1:]])
@@ -220,10 +235,10 @@ def predict(evaluator: Any, images: torch.Tensor) -> tuple[torch.Tensor, torch.T
 def label_samples(G: nn.Module, evaluator: Any, n: int = 10_000, seed: int = 0,
                   batch_size: int = 500) -> Labelled:
     """Draw `n` prior vectors (seeded), generate their images and let `evaluator`'s classifier
-    (a `gan_helpers.evaluation.Evaluator`) label them."""
+    (a `gan_helpers.evaluation.Evaluator`) label them. Smoke mode: `SMOKE_SAMPLES` at most."""
     z = sample_prior(n, G.latent_dim, seed)
     labels, conf = [], []
-    for i in range(0, n, batch_size):
+    for i in range(0, len(z), batch_size):
         lab, c = predict(evaluator, generate(G, z[i:i + batch_size]))
         labels.append(lab)
         conf.append(c)
@@ -277,7 +292,9 @@ def transfer_matrix(G: nn.Module, evaluator: Any, labelled: Labelled, means: tor
     """Move samples of class a by `scale * (means[c] - means[a])`; the share that the classifier
     then calls c, for every pair: `(classes, classes)`, rows a, columns c (NaN for a class without
     samples). With `random_directions`, each move goes in a random direction of the same length
-    instead: the control that tells whether the class-mean direction matters."""
+    instead: the control that tells whether the class-mean direction matters. Smoke mode:
+    `per_class` is at most `SMOKE_PER_CLASS`."""
+    per_class = config.smoke_cap(per_class, SMOKE_PER_CLASS)
     n_classes = len(means)
     gen = torch.Generator().manual_seed(seed)
     result = torch.full((n_classes, n_classes), float("nan"))
@@ -300,11 +317,14 @@ def transfer_matrix(G: nn.Module, evaluator: Any, labelled: Labelled, means: tor
 
 
 def scores_along(G: nn.Module, evaluator: Any, z0: torch.Tensor, z1: torch.Tensor,
-                 ts: Sequence[float], method: str = "slerp") -> list[Any]:
-    """`evaluator.score` of the images at `method(z0, z1, t)` for each t in `ts`: a `Scores` per
-    t, for batches `z0`, `z1` `(N, d)` (e.g. N = 5,000 pairs of prior draws)."""
+                 ts: int | Sequence[float] = 9, method: str = "slerp") -> dict[float, Any]:
+    """`evaluator.score` of the images at `method(z0, z1, t)` for each t, as `{t: Scores}`, for
+    batches `z0`, `z1` `(N, d)` (e.g. N = 5,000 pairs of prior draws). `ts`: the values of t, or
+    how many, evenly spaced from 0 to 1 (in smoke mode at most `SMOKE_T_VALUES`)."""
+    if isinstance(ts, int):
+        ts = torch.linspace(0, 1, config.smoke_cap(ts, SMOKE_T_VALUES)).tolist()
     interp = _method(method)
-    return [evaluator.score(generate(G, interp(z0, z1, t))) for t in ts]
+    return {t: evaluator.score(generate(G, interp(z0, z1, t))) for t in ts}
 
 
 def plot_norms(norms: Mapping[str, torch.Tensor], latent_dim: int,
@@ -322,13 +342,14 @@ def plot_norms(norms: Mapping[str, torch.Tensor], latent_dim: int,
     return ax
 
 
-def plot_scores_along(results: Mapping[str, Sequence[Any]], ts: Sequence[float]) -> plt.Figure:
-    """FID and confidence against t, one line per interpolation (`results`: name -> `Scores`
-    per t, from `scores_along`)."""
+def plot_scores_along(results: Mapping[str, Mapping[float, Any]]) -> plt.Figure:
+    """FID and confidence against t, one line per interpolation (`results`: name -> `{t: Scores}`,
+    from `scores_along`)."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
     for name, scores in results.items():
-        axes[0].plot(ts, [s.fid for s in scores], "o-", label=name)
-        axes[1].plot(ts, [100 * s.confidence for s in scores], "o-", label=name)
+        ts = list(scores)
+        axes[0].plot(ts, [s.fid for s in scores.values()], "o-", label=name)
+        axes[1].plot(ts, [100 * s.confidence for s in scores.values()], "o-", label=name)
     for ax, title in zip(axes, ["classifier FID (lower is better)", "confident samples (%)"]):
         ax.set_title(title)
         ax.set_xlabel("t: 0 and 1 are prior draws")

@@ -1,6 +1,12 @@
-"""Sampling a conditional generator: per-class samples, the class grid and the class picker."""
+"""Sampling a conditional generator: per-class samples, the class grid and the class picker;
+and lesson 06's written-out conditional step, which must be the package's step."""
 
 from __future__ import annotations
+
+import copy
+import json
+import sys
+from pathlib import Path
 
 import matplotlib
 
@@ -10,7 +16,11 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from conftest import small_conditional_g  # noqa: E402
 
-from gan_helpers import conditional, models  # noqa: E402
+from gan_helpers import conditional, models, objectives, training  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+from notebooks import source  # noqa: E402
 
 CLASSES = [f"class {i}" for i in range(10)]
 
@@ -61,3 +71,31 @@ def test_class_picker_falls_back_to_a_static_grid(monkeypatch):
     monkeypatch.setattr(conditional.plt, "show", lambda: shown.append(1))
     assert conditional.ClassPicker(small_conditional_g(), CLASSES).show() is None
     assert shown == [1]
+
+
+def test_lesson_06s_written_out_step_gives_the_losses_of_the_packages_step():
+    """The step lesson 06 writes out and the `train_step` that `fit` runs: same networks, batch
+    and noise give the same losses, step after step (so the updates agree too)."""
+    nb = json.loads((ROOT / "notebooks" / "06_conditional_gan.ipynb").read_text())
+    cell = next(source(c) for c in nb["cells"] if "def conditional_step(" in source(c))
+    lesson: dict = {"torch": torch, "nn": torch.nn}
+    exec(cell, lesson)  # noqa: S102 - the lesson's own cell
+
+    def package_step(G, D, opt_g, opt_d, real, z, labels):
+        stats = training.train_step(G, D, opt_g, opt_d, real, z, objectives.BCEObjective(),
+                                    labels)
+        return tuple(stats[:2].tolist())
+
+    torch.manual_seed(0)
+    G, D, _ = models.build_gan("cdcgan", latent_dim=8, g_kwargs={"width": 8},
+                               d_kwargs={"width": 8})
+    real, labels = torch.rand(16, 1, 28, 28) * 2 - 1, torch.arange(16) % 10
+    z = torch.randn(16, 8)
+    results = []
+    for step in (lesson["conditional_step"], package_step):
+        g, d = copy.deepcopy(G), copy.deepcopy(D)
+        opt_g, opt_d = training.adam(g), training.adam(d)
+        results.append([step(g, d, opt_g, opt_d, real, z, labels) for _ in range(3)])
+    lesson_losses, package_losses = (torch.tensor(r) for r in results)
+    torch.testing.assert_close(lesson_losses, package_losses, atol=1e-6, rtol=0)
+    assert (lesson_losses[0] - lesson_losses[2]).abs().min() > 1e-3  # the updates changed them

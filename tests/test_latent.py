@@ -4,13 +4,14 @@ means and transfers, and the explorer's widget and static fallback."""
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import matplotlib.pyplot as plt
 import pytest
 import torch
 from conftest import tiny_loader
 
-from gan_helpers import latent, models
+from gan_helpers import config, latent, models
 from gan_helpers.checkpoints import CHECKPOINT_FORMAT, CheckpointError, save_checkpoint
 from gan_helpers.training import fit
 
@@ -18,6 +19,17 @@ from gan_helpers.training import fit
 def tiny_generator(seed: int = 0) -> models.DCGANGenerator:
     torch.manual_seed(seed)
     return models.DCGANGenerator(latent_dim=16, width=8).apply(models.weights_init)
+
+
+@pytest.fixture
+def full_size(monkeypatch):
+    """Run a test at the sizes it asks for, also when the suite runs in smoke mode."""
+    monkeypatch.setattr(config, "SMOKE", False)
+
+
+@pytest.fixture
+def smoke(monkeypatch):
+    monkeypatch.setattr(config, "SMOKE", True)
 
 
 def pairs(n: int = 5, d: int = 100, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -38,7 +50,7 @@ def test_paths_start_and_end_at_their_inputs(method):
     torch.testing.assert_close(points[-1], z1, atol=1e-5, rtol=0)
 
 
-def test_shapes_follow_t():
+def test_shapes_follow_t(full_size):
     z0, z1 = pairs(4, 8)
     for fn in (latent.lerp, latent.slerp):
         assert fn(z0, z1, 0.5).shape == (4, 8)  # one t for every pair
@@ -97,7 +109,7 @@ def test_zero_vectors_and_one_dimension_give_no_nan():
     assert torch.isfinite(latent.slerp(torch.ones(3, 1), -torch.ones(3, 1), 0.5)).all()
 
 
-def test_lerp_midpoints_of_prior_draws_fall_inside_the_shell_and_slerp_ones_do_not():
+def test_lerp_midpoints_of_prior_draws_fall_inside_the_shell_and_slerp_ones_do_not(full_size):
     d = 100
     z0, z1 = latent.sample_prior(4000, d, seed=1), latent.sample_prior(4000, d, seed=2)
     assert latent.prior_norm(d) == pytest.approx(math.sqrt(d - 0.5), rel=1e-3)
@@ -109,7 +121,7 @@ def test_lerp_midpoints_of_prior_draws_fall_inside_the_shell_and_slerp_ones_do_n
 # ----------------------------------------------------------------------------- images
 
 
-def test_interpolate_returns_one_strip_per_pair_ending_at_the_two_samples():
+def test_interpolate_returns_one_strip_per_pair_ending_at_the_two_samples(full_size):
     G = tiny_generator().train()
     z0, z1 = pairs(3, 16)
     strips = latent.interpolate(G, z0, z1, steps=6, method="slerp")
@@ -228,7 +240,8 @@ def test_examples_are_the_surest_samples_of_a_class(capsys):
     assert "No sample was labelled 7" in capsys.readouterr().out
 
 
-def test_moving_along_class_mean_differences_changes_the_class_and_random_moves_do_not():
+def test_moving_along_class_mean_differences_changes_the_class_and_random_moves_do_not(
+        full_size):
     labelled, G = labelled_argmax()
     means, counts = latent.class_means(labelled, 10)
     assert counts.sum() == 3000 and (counts > 200).all()
@@ -239,6 +252,51 @@ def test_moving_along_class_mean_differences_changes_the_class_and_random_moves_
     other = ~torch.eye(10, dtype=torch.bool)
     assert torch.diagonal(matrix).tolist() == [1.0] * 10
     assert matrix[other].mean() > 0.5 > 0.2 > control[other].mean()
+
+
+class CountingEvaluator(ArgmaxEvaluator):
+    """A stand-in evaluator that notes how many images it sees; its 'score' of a batch is the
+    number of images (as `fid`) and their mean value (as `confidence`)."""
+
+    def __init__(self) -> None:
+        self.seen: list[int] = []
+
+    def outputs(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        self.seen.append(len(images))
+        return super().outputs(images)
+
+    def score(self, images: torch.Tensor) -> SimpleNamespace:
+        return SimpleNamespace(fid=len(images), confidence=images.mean().item())
+
+
+def test_scores_along_scores_evenly_spaced_points_of_the_path(full_size):
+    G = ArgmaxGenerator()
+    z0, z1 = torch.ones(6, 10), 3 * torch.ones(6, 10)
+    scores = latent.scores_along(G, CountingEvaluator(), z0, z1, 5, "lerp")
+    assert list(scores) == [0.0, 0.25, 0.5, 0.75, 1.0]
+    assert [s.fid for s in scores.values()] == [6] * 5
+    assert scores[0.5].confidence == pytest.approx(0.2)  # images are z / 10, halfway from 1 to 3
+    again = latent.scores_along(G, CountingEvaluator(), z0, z1, [0.0, 1.0], "slerp")
+    assert list(again) == [0.0, 1.0] and again[1.0].confidence == pytest.approx(0.3)
+    fig = latent.plot_scores_along({"lerp": scores, "slerp": again})
+    assert [len(line.get_xdata()) for line in fig.axes[0].lines] == [5, 2]
+    plt.close(fig)
+
+
+def test_smoke_mode_shrinks_the_lessons_counts(smoke):
+    assert len(latent.sample_prior(5000, 8)) == latent.SMOKE_SAMPLES
+    assert len(latent.sample_prior(10, 8)) == 10
+    labelled, _ = labelled_argmax(20_000)
+    assert len(labelled.z) == len(labelled.labels) == latent.SMOKE_SAMPLES
+    assert len(latent.walk(torch.randn(3, 2, 8), steps=12)) == 3 * latent.SMOKE_STEPS
+    scores = latent.scores_along(ArgmaxGenerator(), CountingEvaluator(), torch.ones(2, 10),
+                                 torch.zeros(2, 10), 9, "lerp")
+    assert list(scores) == [0.0, 0.5, 1.0]
+    means, counts = latent.class_means(labelled, 10)
+    assert (counts > latent.SMOKE_PER_CLASS).all()
+    evaluator = CountingEvaluator()
+    latent.transfer_matrix(ArgmaxGenerator(), evaluator, labelled, means, per_class=50)
+    assert evaluator.seen == [10 * latent.SMOKE_PER_CLASS] * 10  # 10 targets x SMOKE_PER_CLASS
 
 
 def test_principal_directions_find_the_direction_of_most_spread():
