@@ -3,6 +3,7 @@
 #                 runs/DATASET/MODEL; ARGS=--resume continues it, ARGS=--overwrite replaces it
 #   make test     unit tests, then every notebook executed by nbmake in smoke mode
 #   make lessons  execute every lesson in full mode; executed copies go to runs/executed/
+#   make site     the lessons as a static web site in site/ (executes changed lessons first)
 #   make bench    the loader, speed and dashboard benchmarks (print figures; minutes)
 #   make lint     ruff
 
@@ -14,7 +15,7 @@ EPOCHS ?= 5
 ARGS ?=
 MODEL ?= dcgan
 
-.PHONY: train test lessons bench lint clean-venv
+.PHONY: train test lessons site bench lint clean-venv
 
 train: $(STAMP)
 	$(PY) -m gan_helpers train --model $(MODEL) --epochs $(EPOCHS) $(ARGS)
@@ -28,6 +29,9 @@ lessons: $(STAMP)
 	mkdir -p runs/executed
 	$(PY) -m jupyter nbconvert --to notebook --execute --ExecutePreprocessor.timeout=-1 \
 		--output-dir runs/executed notebooks/*.ipynb
+
+site: $(STAMP)
+	$(PY) tools/site.py
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_loader.py
