@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import time
 from collections.abc import Iterable
 
 import torch
@@ -34,18 +33,9 @@ import torch
 from gan_helpers import config, data
 
 
-def epoch_seconds(loader: Iterable) -> tuple[int, float]:
-    """Go through one epoch of `loader`; return the number of batches and the seconds it took."""
-    start = time.perf_counter()
-    batches = 0
-    for _images, _labels in loader:
-        batches += 1
-    return batches, time.perf_counter() - start
-
-
 def measure(loader: Iterable, repeats: int) -> dict[str, float]:
     """Time `repeats` epochs of `loader`: batches per epoch, median seconds, batches per second."""
-    runs = [epoch_seconds(loader) for _ in range(repeats)]
+    runs = [data.time_loader(loader) for _ in range(repeats)]
     batches = runs[0][0]
     seconds = statistics.median(s for _, s in runs)
     return {"batches": batches, "seconds": seconds, "batches_per_s": batches / seconds}

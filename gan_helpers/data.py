@@ -9,11 +9,13 @@ which four files to put where. Another dataset is never substituted silently.
 from __future__ import annotations
 
 import gzip
+import itertools
 import math
 import os
 import shutil
 import struct
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -173,8 +175,17 @@ def _unavailable_message(info: DatasetInfo, raw: Path, download_error: BaseExcep
         f"  - copy them there from a machine with internet (torchvision downloads them to the same "
         f"folder), or point GAN_DATA_DIR at a folder that holds {info.folder}/raw/;\n"
         "  - on Debian or Ubuntu, `sudo apt-get install dataset-fashion-mnist` installs the "
-        "genuine Fashion-MNIST, then set GAN_DATASET=fashion-mnist to use it."
+        "genuine Fashion-MNIST; then choose fashion-mnist (the DATASET line of a lesson's "
+        "settings, or GAN_DATASET=fashion-mnist for every lesson)."
     )
+
+
+def _system_copy_message(info: DatasetInfo, source: Path, raw: Path,
+                         download_error: BaseException | None) -> str:
+    """The one line `load_dataset` prints when it used a system copy instead of downloading."""
+    why = "could not be downloaded" if download_error is not None else "is not downloaded yet"
+    return (f"{info.title} {why}, so the copy installed on this system was used instead: "
+            f"unpacked {source} into {raw} (once, a few seconds).")
 
 
 def load_dataset(
@@ -186,8 +197,9 @@ def load_dataset(
 ) -> datasets.MNIST:
     """The torchvision dataset `name` (default: `$GAN_DATASET`, else MNIST) from `root`.
 
-    Downloads with torchvision if needed; offline, falls back to a system-installed copy; else
-    raises `DatasetUnavailableError`. Damaged files raise `DatasetCorruptError` naming the file.
+    Downloads with torchvision if needed; offline, falls back to a system-installed copy (and
+    says so in one line); else raises `DatasetUnavailableError`. Damaged files raise
+    `DatasetCorruptError` naming the file.
     """
     info = dataset_info(name)
     root = config.data_dir(root)
@@ -202,6 +214,7 @@ def load_dataset(
     if not _raw_complete(raw):
         for source in system_dirs(info.name):
             if _copy_system_files(source, raw):
+                print(_system_copy_message(info, source, raw, download_error))
                 break
     if not _raw_complete(raw):
         raise DatasetUnavailableError(_unavailable_message(info, raw, download_error))
@@ -379,3 +392,38 @@ def classic_loader(
     return torch.utils.data.DataLoader(
         ds, batch_size=batch_size, shuffle=True, num_workers=num_workers
     )
+
+
+# ----------------------------------------------------------------------------- looking and timing
+
+SMOKE_TIMED_BATCHES = 20
+"""The most batches `time_loader` times in smoke mode."""
+
+
+def first_images(dataset: torch.utils.data.Dataset, n: int) -> torch.Tensor:
+    """The first `n` images of `dataset`, each through the dataset's own transform, stacked into
+    one tensor (smoke mode takes at most `config.SMOKE_IMAGES`)."""
+    n = config.smoke_cap(min(n, len(dataset)), config.SMOKE_IMAGES)
+    return torch.stack([dataset[i][0] for i in range(n)])
+
+
+def time_loader(loader: Iterable, batches: int | None = None,
+                device: torch.device | str | None = None) -> tuple[int, float]:
+    """Go through the first `batches` batches of one epoch of `loader` (None: the whole epoch),
+    moving the images to `device` as training would; return how many batches that was and the
+    seconds it took, including the wait for the GPU to finish (smoke mode times at most
+    `SMOKE_TIMED_BATCHES`)."""
+    if batches is not None:
+        batches = config.smoke_cap(batches, SMOKE_TIMED_BATCHES)
+    device = torch.device(device) if device is not None else None
+    start = time.perf_counter()
+    done = 0
+    for images, _labels in itertools.islice(loader, batches):
+        if device is not None:
+            images = images.to(device)
+        done += 1
+    if device is not None and device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device is not None and device.type == "mps":
+        torch.mps.synchronize()
+    return done, time.perf_counter() - start

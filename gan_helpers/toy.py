@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt
 import torch
 from torch import nn
 
-from .config import seed_everything
+from . import config
 from .objectives import BCEObjective
 from .training import STATS, train_step
 
@@ -30,6 +30,8 @@ STD: float = 0.5
 """The standard deviation of each mode."""
 X_RANGE: tuple[float, float] = (-5.0, 5.0)
 """The part of the real line that is plotted (and binned for p_g's histogram)."""
+SMOKE_STEPS: int = 300
+"""The most steps `train_toy` trains in smoke mode."""
 
 
 # ----------------------------------------------------------------------------- densities
@@ -230,9 +232,10 @@ def train_toy(
     Every `every` steps (and before the first and after the last) a `Snapshot` is taken, kept in
     the result and passed to `callback`. The loss is `objective` (default: non-saturating BCE),
     the step `gan_helpers.training.train_step`, the optimiser Adam(`lr`, `betas`). The same
-    `seed` gives the same run.
+    `seed` gives the same run. Smoke mode trains at most `SMOKE_STEPS` steps.
     """
-    seed_everything(seed)
+    steps = config.smoke_cap(steps, SMOKE_STEPS)
+    config.seed_everything(seed)
     G, D = ToyGenerator(latent_dim, hidden), ToyDiscriminator(hidden)
     opt_g = torch.optim.Adam(G.parameters(), lr=lr, betas=betas)
     opt_d = torch.optim.Adam(D.parameters(), lr=lr, betas=betas)

@@ -49,7 +49,8 @@ def test_offline_without_copy_names_files_folder_and_options(tmp_path, monkeypat
     assert "download failed" in message
 
 
-def test_offline_uses_system_copy_and_decompresses_it(tmp_path, monkeypatch):
+def test_offline_uses_system_copy_decompresses_it_and_says_so_in_one_line(
+        tmp_path, monkeypatch, capsys):
     _no_download(monkeypatch)
     system = tmp_path / "system"
     arrays = write_dataset(system / "fashion-mnist", compress=True)
@@ -58,6 +59,13 @@ def test_offline_uses_system_copy_and_decompresses_it(tmp_path, monkeypatch):
     assert torch.equal(ds.data, torch.from_numpy(arrays["train_images"]))
     raw = tmp_path / "data" / "FashionMNIST" / "raw"
     assert sorted(p.name for p in raw.iterdir()) == sorted(data.RAW_FILES)
+    said = capsys.readouterr()
+    (line,) = said.out.splitlines()  # one line, naming what was done instead and where
+    assert line.startswith("Fashion-MNIST could not be downloaded")
+    assert str(system / "fashion-mnist") in line and str(raw) in line
+    assert said.err == ""
+    data.load_dataset("fashion-mnist", root=tmp_path / "data")  # the copy is made only once
+    assert capsys.readouterr().out == ""
 
 
 def test_system_copy_of_one_dataset_is_never_used_for_another(tmp_path, monkeypatch):
@@ -155,3 +163,39 @@ def test_pick_follows_the_smoke_switch(monkeypatch):
     assert config.pick(full=10, smoke=1) == 10
     monkeypatch.setattr(config, "SMOKE", True)
     assert config.pick(full=10, smoke=1) == 1
+
+
+def test_first_images_go_through_the_datasets_transform_and_shrink_in_smoke_mode(
+        tiny_data, monkeypatch):
+    ds = data.load_dataset(transform=data.classic_transform())
+    monkeypatch.setattr(config, "SMOKE", False)
+    first = data.first_images(ds, 10)
+    assert first.shape == (10, 1, 28, 28)
+    assert torch.equal(first, data.normalize(data.load_tensors()[0][:10]))
+    assert len(data.first_images(ds, 1000)) == 256  # no more than the dataset holds
+    monkeypatch.setattr(config, "SMOKE", True)
+    monkeypatch.setattr(config, "SMOKE_IMAGES", 7)
+    assert len(data.first_images(ds, 10)) == 7
+
+
+def test_time_loader_counts_the_batches_it_timed_and_moves_them(monkeypatch):
+    moved = []
+
+    class Batch(torch.Tensor):
+        def to(self, device):
+            moved.append(torch.device(device))
+            return self
+
+    images = torch.zeros(100, 1, 2, 2, dtype=torch.uint8)
+    loader = data.TensorLoader(images, torch.arange(100), batch_size=32)  # 4 batches, last short
+    monkeypatch.setattr(config, "SMOKE", False)
+    done, seconds = data.time_loader(loader)
+    assert done == 4 and seconds > 0  # None: the whole epoch
+    assert data.time_loader(loader, 2)[0] == 2
+    assert data.time_loader(loader, 10)[0] == 4  # never past the end of one epoch
+    batches = [(Batch(torch.zeros(2)), None)] * 3
+    assert data.time_loader(batches, device="cpu")[0] == 3 and moved == [torch.device("cpu")] * 3
+    monkeypatch.setattr(config, "SMOKE", True)
+    many = [(torch.zeros(1), None)] * 50
+    assert data.time_loader(many, 40)[0] == data.SMOKE_TIMED_BATCHES < 40
+    assert data.time_loader(many)[0] == 50  # a whole epoch stays whole

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from gan_helpers import toy
+from gan_helpers import config, toy
 from gan_helpers.objectives import BCEObjective
 
 
@@ -102,7 +102,8 @@ def test_models_have_the_shapes_train_step_expects() -> None:
     assert fake.shape == (5, 1) and D(fake).shape == (5,)
 
 
-def test_training_moves_p_g_onto_both_modes() -> None:
+def test_training_moves_p_g_onto_both_modes(monkeypatch) -> None:
+    monkeypatch.setattr(config, "SMOKE", False)  # the full 600 steps, even in smoke mode
     seen = []
     result = toy.train_toy(600, every=200, callback=seen.append, seed=0)
     assert [s.step for s in result.snapshots] == [0, 200, 400, 600]
@@ -129,3 +130,11 @@ def test_training_is_reproducible_and_leaves_thread_count_alone() -> None:
     assert torch.get_num_threads() == threads
     assert torch.equal(a.snapshots[-1].p_g, b.snapshots[-1].p_g)
     assert a.history == b.history
+
+
+def test_smoke_mode_caps_the_steps_and_keeps_the_snapshots_at_both_ends(monkeypatch) -> None:
+    monkeypatch.setattr(config, "SMOKE", True)
+    monkeypatch.setattr(toy, "SMOKE_STEPS", 30)
+    result = toy.train_toy(3000, every=20)
+    assert [s.step for s in result.snapshots] == [0, 20, 30]
+    assert len(result.history["loss_d"]) == 30
