@@ -211,7 +211,8 @@ def generate(G: nn.Module, z: torch.Tensor, labels: torch.Tensor | None = None,
 
 
 def weights_init(m: nn.Module) -> None:
-    """DCGAN paper initialisation: conv weights ~ N(0, 0.02); BatchNorm weight ~ N(1, 0.02), bias 0.
+    """DCGAN initialisation: convolution weights ~ N(0, 0.02), as the paper does for all weights;
+    BatchNorm weight ~ N(1, 0.02) and bias 0, as its reference code and the PyTorch tutorial do.
 
     Use it as `model.apply(weights_init)`.
     """

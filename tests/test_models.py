@@ -44,7 +44,8 @@ def test_mlp_sizes_are_the_classic_ones_and_arguments():
     assert small(torch.randn(3, 8)).shape == (3, 1, 28, 28)
 
 
-def test_weights_init_gives_the_dcgan_paper_statistics():
+def test_weights_init_gives_the_dcgan_statistics():
+    """Convolutions N(0, 0.02) (the paper); BatchNorm scale N(1, 0.02), bias 0 (its code)."""
     torch.manual_seed(0)
     G = models.DCGAN64Generator()
     convs = [m.weight for m in G.modules() if isinstance(m, nn.ConvTranspose2d)]
@@ -56,6 +57,18 @@ def test_weights_init_gives_the_dcgan_paper_statistics():
     bn = torch.cat([m.weight.detach() for m in G.modules() if isinstance(m, nn.BatchNorm2d)])
     assert abs(bn.mean() - 1) < 0.01 and abs(bn.std() - 0.02) < 0.01
     assert all((m.bias == 0).all() for m in G.modules() if isinstance(m, nn.BatchNorm2d))
+
+
+def test_dcgan64_has_two_more_layers_a_side_and_a_4x_wider_widest_layer():
+    """What lesson 03 says of the PyTorch tutorial's 64x64 networks against the 28x28 ones."""
+    def convolutions(net):
+        return [m for m in net.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+
+    for small, large in [(models.DCGANGenerator(), models.DCGAN64Generator()),
+                         (models.DCGANDiscriminator(), models.DCGAN64Discriminator())]:
+        assert len(convolutions(large)) == len(convolutions(small)) + 2 == 5
+        widest = [max(m.out_channels for m in convolutions(n)) for n in (small, large)]
+        assert widest == [128, 512]
 
 
 def test_build_gan_rejects_unknown_models():
