@@ -323,7 +323,7 @@ def _check_home(page, cards):
     thumbs = page.locator(".site-card img")
     assert thumbs.count() == len(cards), "a lesson without a thumbnail of its key figure"
     times = page.locator(".site-card .site-time").all_inner_texts()
-    assert len(times) == len(cards) and all(re.search(r"\d+ minutes", t) for t in times), times
+    assert len(times) == len(cards) and all("minute" in t for t in times), times
     base = page.url.rsplit("/", 1)[0]
     for c in cards:  # the download is the lesson as committed, without outputs
         downloaded = json.loads(_fetch(f"{base}/notebooks/{c['name']}"))
@@ -345,8 +345,8 @@ def _check_lesson(page, card, previous: str, following: str | None, has_math: bo
     assert "smoke mode" in provenance and re.search(r"\d{4}-\d\d-\d\d", provenance), provenance
     assert page.evaluate(LINKS, "a.md-footer__link--prev") == [previous]
     assert page.evaluate(LINKS, "a.md-footer__link--next") == ([following] if following else [])
-    lessons_linked = [h for h in page.evaluate(LINKS, "a[href]") if h.endswith(".ipynb")]
-    assert all(h.startswith("notebooks/") for h in lessons_linked), lessons_linked
+    notebooks = [h for h in page.evaluate(LINKS, "a[href]") if "://" not in h and ".ipynb" in h]
+    assert all(h.startswith("notebooks/") for h in notebooks), notebooks  # lessons: their pages
     assert page.locator("mjx-merror").count() == 0, f"{name}: a formula MathJax cannot draw"
     if has_math:
         assert page.locator("mjx-container svg").count() > 0, f"{name}: maths not drawn"

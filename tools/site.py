@@ -435,6 +435,8 @@ def prepare_page(executed_path: Path, dest: Path, assets: Path) -> dict:
                 tags.append(SOLUTION_TAG)
     bar = nbformat.v4.new_markdown_cell(page_bar(name, stamp))
     bar.metadata["tags"] = ["site-bar"]
+    if nb.get("nbformat_minor", 0) < 5:  # cell ids came with nbformat 4.5
+        del bar["id"]
     nb["cells"].insert(1, bar)
     nbformat.write(nb, dest)
     figure = key_figure(nb)
@@ -466,7 +468,8 @@ def home_page(cards: list[dict]) -> str:
     for c in cards:
         picture = (f"<a href='{c['page']}'><img src='{c['thumbnail']}' alt='The key figure of "
                    f"{html.escape(c['title'])}'></a>" if c["thumbnail"] else "")
-        took = (f"<p class='site-time'>Time: {html.escape(c['time'])}</p>" if c["time"] else "")
+        took = (f"<p class='site-time' title='{html.escape(c['time'], quote=True)}'>Time: "
+                f"{html.escape(c['time'].split(';')[0].rstrip('.'))}</p>" if c["time"] else "")
         out.append(
             f"<div class='site-card' markdown>\n{picture}\n"
             f"<h3><a href='{c['page']}'>{html.escape(c['title'])}</a></h3>\n\n"
