@@ -7,8 +7,10 @@ mkdocs-jupyter, with every output, the maths and previous/next links.
 1. Execute. Each lesson's executed copy (`runs/executed/`, where `make lessons` writes them;
    `build/site-smoke/executed/` in smoke mode) records in its metadata a key: the hash of the
    lesson, of `gan_helpers/*.py`, of the mode and of the dataset. A lesson is executed again only
-   when its key changed. A copy that `make lessons` wrote (no key) is taken as it is when it is
-   newer than the lesson and the package. A lesson that fails stops the build, naming the cell.
+   when its key changed, and then from scratch: its earlier runs in `build/site-runs/` are
+   deleted first (smoke runs go to a temporary folder). A copy that `make lessons` wrote (no key)
+   is taken as it is when it is newer than the lesson and the package. A lesson that fails stops
+   the build, naming the cell.
 2. Prepare. Each executed copy becomes a page source in `build/site-src/`: the "Open in Colab" /
    download bar and the line saying which dataset and device produced the outputs and when,
    widgets replaced by a picture of their final state, solution cells marked to be shown
@@ -50,6 +52,7 @@ FULL = {"executed": ROOT / "runs" / "executed", "src": ROOT / "build" / "site-sr
         "site": ROOT / "site"}
 SMOKE_DIR = ROOT / "build" / "site-smoke"
 SMOKE = {"executed": SMOKE_DIR / "executed", "src": SMOKE_DIR / "src", "site": SMOKE_DIR / "site"}
+SITE_RUNS = ROOT / "build" / "site-runs"  # where the full-mode executions train
 META = "gan_lessons_site"  # the executed copy's metadata entry this tool writes
 SOLUTION_TAG = "site-collapsed-input"  # what docs/site/site_hooks.py wraps in <details>
 COLAB_BADGE = "https://colab.research.google.com/assets/colab-badge.svg"
@@ -146,6 +149,8 @@ def _execute_one(lesson: Path, dest: Path, key: str, smoke: bool, env: dict[str,
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
 
+    for old in (Path(env["GAN_RUNS_DIR"]) / dataset_of(env)).glob(f"{lesson.stem}*"):
+        shutil.rmtree(old)  # the page shows the lesson's own run, from its first step
     nb = nbformat.read(lesson, as_version=4)
     client = NotebookClient(nb, timeout=900 if smoke else None, kernel_name="python3",
                             resources={"metadata": {"path": str(lesson.parent)}})
@@ -196,10 +201,10 @@ def execute(executed: Path, smoke: bool, jobs: int = 1, notebooks: Path = NOTEBO
                 outcomes.append(Outcome(lesson.name, "adopted"))
                 continue
         todo.append((lesson, dest, key))
-    runs = None
-    if smoke and "GAN_RUNS_DIR" not in env:  # smoke runs never mix with a learner's runs/
-        runs = tempfile.mkdtemp(prefix="site-smoke-runs-")
-        env["GAN_RUNS_DIR"] = runs
+    # The site's runs are its own, never a learner's runs/: in full mode build/site-runs/, where
+    # a lesson finds the runs of the lessons before it; smoke runs go to a folder deleted after.
+    runs = tempfile.mkdtemp(prefix="site-smoke-runs-") if smoke else None
+    env["GAN_RUNS_DIR"] = runs or str(SITE_RUNS)
     try:
         with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
             times = pool.map(lambda t: _execute_one(*t, smoke, env, device), todo)
