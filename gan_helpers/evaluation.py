@@ -10,6 +10,9 @@ real test split (`gan_helpers.metrics`: what FID, IS, coverage and confidence me
     print(evaluator.table(evaluator.references()))
     scores = evaluator.score_generator(G)      # 5,000 samples, generated in chunks
     fit(G, D, loader, epochs=5, callbacks=[EvaluateEvery(evaluator)])
+
+In smoke mode the number of generated (and reference) images per evaluation is capped at
+`SMOKE_SAMPLES` (`config.smoke_cap`), so callers write their real sample counts.
 """
 
 from __future__ import annotations
@@ -39,6 +42,14 @@ from .metrics import (
 from .models import generate
 from .timing import Stopwatch
 from .training import Callback, TrainState
+
+SMOKE_SAMPLES = 256
+"""The most images an evaluation generates (and `references` scores) in smoke mode."""
+
+
+def sample_count(n: int) -> int:
+    """`n`, or at most `SMOKE_SAMPLES` in smoke mode: how many images an evaluation uses."""
+    return config.smoke_cap(n, SMOKE_SAMPLES)
 
 # ----------------------------------------------------------------------------- the evaluator
 
@@ -108,8 +119,9 @@ class Evaluator:
         `G` runs in eval mode (`models.generate`), `chunk` images at a time (memory stays flat);
         the noise comes from its own seeded generator, so every call sees the same noise and the
         global random state is untouched. A conditional `G` (with `num_classes`) is asked for
-        every class in turn; for others the labels are -1.
+        every class in turn; for others the labels are -1. Smoke mode caps `n` (`sample_count`).
         """
+        n = sample_count(n)
         gen = torch.Generator().manual_seed(seed)
         latent_dim = getattr(G, "latent_dim", 100)
         num_classes = getattr(G, "num_classes", None)
@@ -146,7 +158,10 @@ class Evaluator:
         - `real`: `n` real training images against the test split: the best a generator can hope
           for (the floor of FID);
         - `noise`: `n` images of uniform noise in [-1, 1]: the ceiling.
+
+        Smoke mode caps `n` as it caps the generator's samples (`sample_count`).
         """
+        n = sample_count(n)
         images, _ = data.load_tensors(self.dataset, self.root, train=True)
         gen = torch.Generator().manual_seed(seed)
         pick = torch.randperm(len(images), generator=gen)[:n]
@@ -189,7 +204,7 @@ class EvaluateEvery(Callback):
                              f"{every_steps}.")
         if patience is not None and patience < 1:
             raise ValueError(f"patience must be at least 1, got {patience}.")
-        self.evaluator, self.every, self.n = evaluator, every, n
+        self.evaluator, self.every, self.n = evaluator, every, sample_count(n)
         self.patience, self.keep_best, self.verbose = patience, keep_best, verbose
         self.every_steps = every_steps
         self.records: list[dict[str, Any]] = []

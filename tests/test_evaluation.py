@@ -15,7 +15,7 @@ import torch
 from conftest import small_conditional_g, small_gan
 
 from benchmarks import bench_time_to_quality
-from gan_helpers import classifier, evaluation, metrics, models
+from gan_helpers import classifier, config, evaluation, metrics, models
 from gan_helpers.checkpoints import load_checkpoint
 from gan_helpers.data import make_loader
 from gan_helpers.training import fit
@@ -119,6 +119,28 @@ def test_a_stale_or_corrupt_cached_classifier_is_retrained(tiny_data, capsys, da
     assert fresh["key"] == classifier.classifier_key(**TINY) == model.key
 
 
+def test_smoke_mode_shrinks_the_classifier_and_says_why_it_trains(tiny_data, capsys,
+                                                                   monkeypatch):
+    monkeypatch.setattr(config, "SMOKE", True)
+    monkeypatch.setattr(classifier, "SMOKE_SCHEDULE", {"epochs": 1, "limit": 200})
+    model = classifier.load_classifier(device="cpu")  # the default schedule, as lessons ask
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith("No evaluation classifier cached yet: training one")
+    assert "200 fashion-mnist images for 1 epoch (about" in first and "laptop CPU" in first
+    assert model.key == classifier.classifier_key(epochs=1, limit=200)
+    assert classifier.classifier_path(epochs=1, limit=200).exists()  # under its own name
+    assert not classifier.classifier_path().exists()  # the real one is left alone
+    monkeypatch.setattr(config, "SMOKE", False)
+    assert classifier._schedule(classifier.EPOCHS, None) == (classifier.EPOCHS, None)
+
+
+def test_the_training_notice_estimates_from_the_measured_cpu_speed(monkeypatch):
+    monkeypatch.setattr(classifier, "CPU_IMAGES_PER_S", 1000)
+    assert classifier._cpu_estimate(4_000) == "about 4 s"
+    assert classifier._cpu_estimate(60_000) == "about 60 s"
+    assert classifier._cpu_estimate(600_000) == "about 10 minutes"
+
+
 def test_training_the_classifier_leaves_the_global_random_state_alone(tiny_data):
     torch.manual_seed(5)
     expected = torch.rand(3)
@@ -156,6 +178,19 @@ def test_generator_is_scored_in_chunks_with_its_own_noise(evaluator):
     assert torch.equal(torch.rand(2), expected)  # the global random state is untouched
     assert a.n == 130 and a.fid == pytest.approx(b.fid, rel=1e-6)
     assert G.training  # back in training mode
+
+
+def test_smoke_mode_caps_the_samples_of_every_evaluation(evaluator, monkeypatch):
+    G = models.MLPGenerator(latent_dim=8, hidden=(16,))
+    monkeypatch.setattr(evaluation, "SMOKE_SAMPLES", 60)
+    monkeypatch.setattr(config, "SMOKE", True)
+    assert evaluator.score_generator(G, n=5000).n == 60
+    assert {s.n for s in evaluator.references(n=5000).values()} == {60}
+    assert evaluation.EvaluateEvery(evaluator, n=5000).n == 60
+    assert evaluator.score_generator(G, n=40).n == 40  # fewer than the cap: as asked
+    monkeypatch.setattr(config, "SMOKE", False)
+    assert evaluation.EvaluateEvery(evaluator, n=5000).n == 5000
+    assert evaluator.score_generator(G, n=70).n == 70
 
 
 def test_callback_adds_evaluations_to_the_history_and_keeps_the_best(evaluator, tmp_path):
