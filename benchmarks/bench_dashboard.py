@@ -1,8 +1,9 @@
 """What the live dashboard costs: training speed with it on and off, side by side in one kernel.
 
-Runs inside a real Jupyter kernel (through nbclient), so the widget messages are serialised and
-sent exactly as in JupyterLab. Alternates off/on runs of the same training, after a warm-up, and
-prints the median images per second of each and the overhead.
+Runs inside a real Jupyter kernel (through nbclient), so the dashboard's display updates (a PNG
+and the status line a refresh) are serialised and sent exactly as in JupyterLab. Alternates
+off/on runs of the same training, after a warm-up, and prints the median images per second of
+each and the overhead.
 
     GAN_DATASET=fashion-mnist .venv/bin/python benchmarks/bench_dashboard.py [--steps 150]
 """

@@ -107,7 +107,7 @@ class Dashboard(Callback):
     `refresh_s` is the least time between two refreshes, whatever the step rate (default 1 s). On
     a slow machine a refresh (sampling the generator, drawing the curves) can take a tenth of a
     second, so the dashboard also waits long enough that refreshing takes at most `max_overhead`
-    of the time (default 5%). Smoke mode refreshes more often (0.3 s, up to 50%), so a short run
+    of the time (default 5%). Smoke mode refreshes more often (0.3 s, up to 20%), so a short run
     still shows a few updates.
     """
 
@@ -117,7 +117,7 @@ class Dashboard(Callback):
     def __init__(self, refresh_s: float | None = None, max_overhead: float | None = None,
                  title: str = "GAN training") -> None:
         self.refresh_s = config.pick(full=1.0, smoke=0.3) if refresh_s is None else refresh_s
-        self.max_overhead = (config.pick(full=0.05, smoke=0.5) if max_overhead is None
+        self.max_overhead = (config.pick(full=0.05, smoke=0.2) if max_overhead is None
                              else max_overhead)
         self.title = title
         self.mode = "text"

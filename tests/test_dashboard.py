@@ -123,7 +123,7 @@ def test_defaults_refresh_faster_in_smoke_mode_and_given_values_win(monkeypatch)
     assert (full.refresh_s, full.max_overhead) == (1.0, 0.05)
     monkeypatch.setattr(config, "SMOKE", True)
     smoke = dashboard.Dashboard()
-    assert (smoke.refresh_s, smoke.max_overhead) == (0.3, 0.5)
+    assert (smoke.refresh_s, smoke.max_overhead) == (0.3, 0.2)
     assert (dashboard.Dashboard(2.0, 0.1).refresh_s, dashboard.Dashboard(2.0, 0.1).max_overhead) \
         == (2.0, 0.1)
 

@@ -46,13 +46,15 @@ def main() -> None:
         page = browser.new_page(viewport={"width": 1400, "height": 900})
         start = time.monotonic()
         open_and_run_all(page, url, LESSON.name)
-        dashboard = page.locator(".gan-dashboard").first
-        dashboard.wait_for(timeout=300_000)
-        dashboard.locator(".gan-dashboard-final").wait_for(timeout=3_600_000)
+        page.locator(".gan-dashboard").first.wait_for(timeout=300_000)
+        # The dashboard's cell: its outputs are the status, the picture and the Stop button.
+        cell = page.locator(".jp-CodeCell").filter(has=page.locator(".gan-dashboard")).first
+        cell.locator(".gan-dashboard-final").wait_for(timeout=3_600_000)
         minutes = (time.monotonic() - start) / 60
-        status = dashboard.locator(".gan-dashboard-final").inner_text()
-        dashboard.scroll_into_view_if_needed()
-        dashboard.screenshot(path=str(scratch / "dashboard.png"))
+        status = cell.locator(".gan-dashboard").inner_text().replace("\n", " ")
+        outputs = cell.locator(".jp-OutputArea")
+        outputs.scroll_into_view_if_needed()
+        outputs.screenshot(path=str(scratch / "dashboard.png"))
         gif_cell = page.locator(".jp-OutputArea-output img[src^='data:image/gif']")
         gif_cell.wait_for(timeout=1_800_000)
         browser.close()
