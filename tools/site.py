@@ -37,7 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -147,7 +147,7 @@ def _execute_one(lesson: Path, dest: Path, key: str, smoke: bool, env: dict[str,
                  device: str) -> float:
     import nbformat
     from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError
+    from nbclient.exceptions import CellControlSignal, CellExecutionError, DeadKernelError
 
     for old in (Path(env["GAN_RUNS_DIR"]) / dataset_of(env)).glob(f"{lesson.stem}*"):
         shutil.rmtree(old)  # the page shows the lesson's own run, from its first step
@@ -158,10 +158,11 @@ def _execute_one(lesson: Path, dest: Path, key: str, smoke: bool, env: dict[str,
     start = time.monotonic()
     try:
         client.execute(env=env)
-    except CellExecutionError as e:
+    except (CellExecutionError, CellControlSignal, DeadKernelError) as e:  # an error, a timeout
         failed = dest.with_suffix(".failed.ipynb")
         nbformat.write(nb, failed)
-        raise SiteError(f"{lesson.name} failed (the executed part is in {failed}):\n{e}") from None
+        raise SiteError(f"{lesson.name} failed (the executed part is in {failed}):\n"
+                        f"{type(e).__name__}: {e}") from None
     seconds = time.monotonic() - start
     _stamp(nb, key, smoke, env, device, seconds, dt.datetime.now(dt.timezone.utc))
     tmp = dest.with_suffix(".tmp")
@@ -205,11 +206,13 @@ def execute(executed: Path, smoke: bool, jobs: int = 1, notebooks: Path = NOTEBO
     # a lesson finds the runs of the lessons before it; smoke runs go to a folder deleted after.
     runs = tempfile.mkdtemp(prefix="site-smoke-runs-") if smoke else None
     env["GAN_RUNS_DIR"] = runs or str(SITE_RUNS)
+    pool = ThreadPoolExecutor(max_workers=max(1, jobs))
     try:
-        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-            times = pool.map(lambda t: _execute_one(*t, smoke, env, device), todo)
-            outcomes += [Outcome(t[0].name, "executed", s) for t, s in zip(todo, times)]
+        futures = {pool.submit(_execute_one, *t, smoke, env, device): t[0].name for t in todo}
+        for future in as_completed(futures):  # the first failure stops the others
+            outcomes.append(Outcome(futures[future], "executed", future.result()))
     finally:
+        pool.shutdown(wait=True, cancel_futures=True)
         if runs:
             shutil.rmtree(runs, ignore_errors=True)
     return sorted(outcomes, key=lambda o: o.lesson)
