@@ -180,7 +180,7 @@ def execute(executed: Path, smoke: bool, jobs: int = 1, notebooks: Path = NOTEBO
     executed.mkdir(parents=True, exist_ok=True)
     env = kernel_env(smoke)
     dataset, package_hash = dataset_of(env), inputs_hash(package)
-    device = device_of(env)
+    device = ""  # found only when a lesson runs (it imports torch)
     newest_input = max(p.stat().st_mtime for p in package.glob("*.py"))
     outcomes, todo = [], []
     for lesson in lessons(notebooks):
@@ -195,6 +195,7 @@ def execute(executed: Path, smoke: bool, jobs: int = 1, notebooks: Path = NOTEBO
             if (stamp is None and not smoke
                     and dest.stat().st_mtime > max(newest_input, lesson.stat().st_mtime)):
                 # Written by `make lessons` after the last change: its outputs are current.
+                device = device or device_of(env)
                 when = dt.datetime.fromtimestamp(dest.stat().st_mtime, dt.timezone.utc)
                 _stamp(nb, key, smoke, env, device, None, when)
                 nbformat.write(nb, dest)
@@ -204,6 +205,8 @@ def execute(executed: Path, smoke: bool, jobs: int = 1, notebooks: Path = NOTEBO
         todo.append((lesson, dest, key))
     # The site's runs are its own, never a learner's runs/: in full mode build/site-runs/, where
     # a lesson finds the runs of the lessons before it; smoke runs go to a folder deleted after.
+    if todo:
+        device = device or device_of(env)
     runs = tempfile.mkdtemp(prefix="site-smoke-runs-") if smoke else None
     env["GAN_RUNS_DIR"] = runs or str(SITE_RUNS)
     pool = ThreadPoolExecutor(max_workers=max(1, jobs))
