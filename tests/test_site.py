@@ -320,6 +320,7 @@ def _check_home(page, cards):
         site.colab_url(c["name"]) for c in cards]
     assert page.evaluate(LINKS, ".site-card a.site-download") == [
         f"notebooks/{c['name']}" for c in cards]
+    assert "**" not in page.inner_text(".site-cards"), "markdown left unrendered on a card"
     thumbs = page.locator(".site-card img")
     assert thumbs.count() == len(cards), "a lesson without a thumbnail of its key figure"
     times = page.locator(".site-card .site-time").all_inner_texts()

@@ -460,6 +460,7 @@ def prepare_page(executed_path: Path, dest: Path, assets: Path) -> dict:
 
 
 def home_page(cards: list[dict]) -> str:
+    import markdown  # Python-Markdown, which MkDocs uses
     intro = (ASSETS / "intro.md").read_text()
     stamps = [c["stamp"] for c in cards]
     from gan_helpers.data import DATASETS
@@ -482,9 +483,9 @@ def home_page(cards: list[dict]) -> str:
         took = (f"<p class='site-time' title='{html.escape(c['time'], quote=True)}'>Time: "
                 f"{html.escape(c['time'].split(';')[0].rstrip('.'))}</p>" if c["time"] else "")
         out.append(
-            f"<div class='site-card' markdown>\n{picture}\n"
-            f"<h3><a href='{c['page']}'>{html.escape(c['title'])}</a></h3>\n\n"
-            f"{c['blurb']}\n\n{took}\n"
+            f"<div class='site-card'>\n{picture}\n"
+            f"<h3><a href='{c['page']}'>{html.escape(c['title'])}</a></h3>\n"
+            f"{markdown.markdown(c['blurb'])}\n{took}\n"
             f"<p class='site-links'><a class='site-colab' href='{colab_url(c['name'])}'>Open in "
             f"Colab</a> · <a class='site-download' href='notebooks/{c['name']}' download>"
             f"Download the notebook</a></p>\n</div>")
