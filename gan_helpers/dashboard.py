@@ -132,9 +132,10 @@ class Dashboard(Callback):
 
     # ------------------------------------------------------------------ set-up
     def on_fit_start(self, state: TrainState) -> None:
-        self.mode = "live" if in_kernel() else "text"
-        if self.mode == "live":
+        self.mode = "text"
+        if in_kernel():
             self._display(state)
+            self.mode = "live"  # once the handles exist
             self.refresh(state)
 
     def _display(self, state: TrainState) -> None:
