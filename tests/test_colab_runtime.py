@@ -11,7 +11,8 @@ Checked: every lesson passes; the set-up cell installed gan_helpers and switched
 manager; data and runs went beside the notebook (or to the stand-in Google Drive, for the lesson
 run with its Drive switch on); nothing was read from the repository checkout; the set-up cell does
 not reinstall an installed gan_helpers, and a failed install says one sentence; `pip freeze` of
-the runtime is unchanged but for gan-helpers. Each lesson's time is printed.
+the runtime is unchanged but for gan-helpers. Each lesson's time is printed; the executed lessons
+are kept in test-artifacts/colab-runtime/.
 
 This takes minutes; it needs git and, the first time, PyPI (the runtime's wheels are kept in
 ~/.cache/gan-lessons). Where they are missing it is skipped, and in CI (`CI` set) it fails.
@@ -35,6 +36,7 @@ LESSONS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 DRIVE_LESSON = "02_mlp_gan.ipynb"  # run with its "keep the run on Google Drive" switch on
 DRIVE_SWITCH = {"KEEP_ON_DRIVE = False": "KEEP_ON_DRIVE = True"}
 NOWHERE = "file://localhost/nonexistent/gan-lessons"  # a repository address that cannot work
+ARTIFACTS = ROOT / "test-artifacts" / "colab-runtime"  # the executed lessons, outputs included
 
 PROBE = '''import json, sys
 from importlib import metadata
@@ -137,6 +139,8 @@ def test_a_lesson_opened_alone_installs_gan_helpers_and_runs(lesson, runtime, re
     env = kernel_env(runtime, scratch, repo_url, GAN_DRIVE_MOUNT=str(drive))
     result = colab_runtime.execute(copy, runtime, env)
     runtime.lessons_run += 1
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shutil.copy(copy, ARTIFACTS / lesson.name)
     say(capsys, f"\n  {lesson.name}: {result.seconds:.0f} s in the Colab-like runtime"
                 + (" (runs on the stand-in Google Drive)" if on_drive else ""))
     assert result.error is None, f"{lesson.name}: {result.describe_failure()}"
