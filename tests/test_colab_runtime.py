@@ -167,6 +167,7 @@ def test_a_lesson_opened_alone_installs_gan_helpers_and_runs(lesson, runtime, re
         assert seen["run_dir"], f"{lesson.name} has no RUN_DIR"
         mounts = [c for c in colab_calls(scratch) if c["call"] == "drive.mount"]
         assert mounts and mounts[0]["mountpoint"] == str(drive)
+    shutil.rmtree(work / "data", ignore_errors=True)  # 50 MB a lesson, kept by pytest otherwise
 
 
 def setup_notebook(folder: Path, repo: str) -> Path:
