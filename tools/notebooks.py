@@ -73,9 +73,9 @@ if "google.colab" in sys.modules:
                               f"gan-helpers @ git+{{REPO}}"], capture_output=True, text=True)
         if pip.returncode != 0:
             said = (pip.stderr.strip().splitlines() or ["no message"])[-1]
-            raise RuntimeError(f"Could not install gan_helpers from {{REPO}} ({{said}}). Check that "
-                               "the runtime is connected to the internet and the address is "
-                               "right, then run this cell again.") from None
+            raise RuntimeError(f"Could not install gan_helpers from {{REPO}} ({{said}}). "
+                               "Check that the runtime is connected to the internet and the "
+                               "address is right, then run this cell again.") from None
     from google.colab import output
 
     output.enable_custom_widget_manager()'''
