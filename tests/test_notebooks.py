@@ -46,7 +46,8 @@ def test_repository_address_lives_in_pyproject_only():
 def test_checker_catches_a_broken_notebook(tmp_path):
     nb = json.loads(NOTEBOOKS[0].read_text())
     nb["cells"][1]["source"] = "import sys\n"
-    nb["cells"][2]["outputs"] = [{"output_type": "stream", "name": "stdout", "text": "hi"}]
+    next(c for c in nb["cells"][2:] if c["cell_type"] == "code")["outputs"] = [
+        {"output_type": "stream", "name": "stdout", "text": "hi"}]
     broken = tmp_path / NOTEBOOKS[0].name
     broken.write_text(json.dumps(nb))
     found = nbtools.problems(broken)
