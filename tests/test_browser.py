@@ -101,24 +101,23 @@ def wait_for_output(page, selector: str, what: str, timeout_ms: int):
     return target
 
 
-@pytest.fixture(scope="module")
-def jupyterlab(tmp_path_factory):
-    """One JupyterLab for this module's tests, serving copies of lessons 04 and 06 (it autosaves
-    into the files it opened); each lesson runs in its own kernel. Smoke mode, with enough
-    training images (6144: 48 steps an epoch) to watch the dashboard and press Stop in time."""
+@contextlib.contextmanager
+def jupyterlab(tmp_path: Path, lesson: Path, env: dict[str, str] | None = None) -> Iterator[str]:
+    """JupyterLab serving a copy of `lesson` (it autosaves into the files it opened) in smoke mode,
+    with `env` added; stopping it at the end stops the lesson's kernel, however far it got."""
     _require_browser()
-    tmp_path = tmp_path_factory.mktemp("jupyterlab")
     work = tmp_path / "work"
     work.mkdir()
-    for lesson in (LESSON, LESSON_06):
-        shutil.copy(lesson, work / lesson.name)
-    env = {"GAN_SMOKE": "1", "GAN_SMOKE_IMAGES": "6144", "GAN_RUNS_DIR": str(tmp_path / "runs")}
+    shutil.copy(lesson, work / lesson.name)
+    env = {"GAN_SMOKE": "1", "GAN_RUNS_DIR": str(tmp_path / "runs"), **(env or {})}
     with jupyterlab_server(work, tmp_path, env) as url:
         yield url
 
 
-def test_dashboard_updates_live_and_stop_works(jupyterlab):
-    with lesson_page(jupyterlab, LESSON, "lesson04_failure.png") as page:
+def test_dashboard_updates_live_and_stop_works(tmp_path):
+    # 6144 training images (48 steps an epoch): time to watch the dashboard and press Stop.
+    with jupyterlab(tmp_path, LESSON, {"GAN_SMOKE_IMAGES": "6144"}) as url, \
+            lesson_page(url, LESSON, "lesson04_failure.png") as page:
         wait_for_output(page, ".gan-dashboard", "the dashboard", 180_000)
         cell = page.locator(".jp-CodeCell").filter(has=page.locator(".gan-dashboard")).first
         picture = cell.locator(".jp-RenderedImage img").first
@@ -146,8 +145,9 @@ def test_dashboard_updates_live_and_stop_works(jupyterlab):
         page.screenshot(path=str(ARTIFACTS / "lesson04_dashboard_stopped.png"))
 
 
-def test_class_picker_draws_the_chosen_class_on_demand(jupyterlab):
-    with lesson_page(jupyterlab, LESSON_06, "lesson06_failure.png") as page:
+def test_class_picker_draws_the_chosen_class_on_demand(tmp_path):
+    with jupyterlab(tmp_path, LESSON_06) as url, \
+            lesson_page(url, LESSON_06, "lesson06_failure.png") as page:
         picker = wait_for_output(page, ".gan-class-picker", "the class picker", 240_000)
         image = picker.locator("img").first
 

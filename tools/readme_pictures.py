@@ -3,13 +3,15 @@
 Runs lesson 04 in full mode in JupyterLab (headless Chromium, driven by tools/browser.py as in
 tests/test_browser.py), takes a screenshot of the live dashboard when the first training run ends,
 and copies the run's GIF.
-Writes docs/dashboard.png and docs/training.gif and prints the dataset and the training time.
+Writes docs/dashboard.png and docs/training.gif (or into `--out DIR`) and prints the status line
+and the training time.
 
-    GAN_DATASET=fashion-mnist .venv/bin/python tools/readme_pictures.py
+    GAN_DATASET=fashion-mnist .venv/bin/python tools/readme_pictures.py [--out DIR]
 """
 
 from __future__ import annotations
 
+import argparse
 import shutil
 import sys
 import tempfile
@@ -28,14 +30,16 @@ from tools.browser import (  # noqa: E402
 )
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     from PIL import Image
     from playwright.sync_api import sync_playwright
 
     from gan_helpers.images import make_gif
 
-    docs = ROOT / "docs"
-    docs.mkdir(exist_ok=True)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "docs", help="where the pictures go")
+    docs = parser.parse_args(argv).out
+    docs.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix="readme-pictures-"))
     work, runs = scratch / "work", scratch / "runs"
     work.mkdir()
@@ -66,7 +70,7 @@ def main() -> None:
     make_gif(grids, docs / "training.gif", duration_ms=500, scale=1)  # small, for the README
     print(f"dashboard: {status}; first run took {minutes:.1f} min incl. kernel start")
     for name in ("dashboard.png", "training.gif"):
-        print(f"docs/{name}: {(docs / name).stat().st_size / 1024:.0f} KiB")
+        print(f"{docs / name}: {(docs / name).stat().st_size / 1024:.0f} KiB")
 
 
 if __name__ == "__main__":
