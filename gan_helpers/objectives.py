@@ -97,13 +97,11 @@ def gradient_penalty(D: nn.Module, real: torch.Tensor, fake: torch.Tensor,
 
 
 class WGANGPObjective(Objective):
-    """Wasserstein GAN with gradient penalty (Gulrajani et al. 2017).
-
-    The critic maximises `D(x) - D(G(z))` (an estimate of the Wasserstein distance, if D is
-    1-Lipschitz); the penalty pulls D's gradient norm towards 1 instead of clipping weights.
-    The paper's settings: `gp_weight=10`, `n_critic=5`, Adam(1e-4, betas=(0.0, 0.9)), and no
-    BatchNorm in the critic (the penalty is per image; use `norm="layer"` or `"none"`).
-    """
+    """Wasserstein GAN with gradient penalty (Gulrajani et al. 2017): the critic maximises
+    `D(x) - D(G(z))`, an estimate of the Wasserstein distance if D is 1-Lipschitz, and the
+    penalty pulls D's gradient norm towards 1. The paper's settings: `gp_weight=10`,
+    `n_critic=5`, Adam(1e-4, betas=(0.0, 0.9)), no BatchNorm in the critic (the penalty is
+    per image; use `norm="layer"` or `"none"`)."""
 
     def __init__(self, gp_weight: float = 10.0, n_critic: int = 5) -> None:
         self.gp_weight = gp_weight

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from . import config
 from .config import seed_everything
 from .models import CONDITIONAL, InstanceNoise, build_gan
 from .objectives import BCEObjective, Objective, make_objective
@@ -113,6 +114,12 @@ class Recipe:
                      adam(D, s["lr_d"], s["betas"]), callbacks)
 
 
+SMOKE_STEPS = 12
+"""Steps per run in smoke mode (`run_recipe`): the same code paths, a few steps."""
+SMOKE_EVERY = 6
+"""At most this many steps between two evaluations in smoke mode (`run_recipe`)."""
+
+
 @dataclass
 class Result:
     """One recipe's run: the trained generator, its history and its final scores."""
@@ -134,9 +141,14 @@ def run_recipe(name: str, recipe: Recipe, loader: Any, steps: int, evaluator: An
     not repeated; a run folder holding another recipe or seed is refused (`RunMismatchError`),
     not mixed in.
     `every_steps` adds evaluations during training (`history["eval"]`); `extra_callbacks` go to
-    `fit` too.
+    `fit` too. In smoke mode the package trains at most `SMOKE_STEPS` steps and evaluates at
+    most every `SMOKE_EVERY` steps (the evaluator shrinks its own samples).
     """
     from .evaluation import EvaluateEvery
+
+    steps = config.smoke_cap(steps, SMOKE_STEPS)
+    if every_steps:
+        every_steps = config.smoke_cap(every_steps, SMOKE_EVERY)
 
     files = RunFiles(run_dir) if run_dir is not None else None
     seed_everything(seed)

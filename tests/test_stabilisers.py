@@ -9,7 +9,7 @@ import pytest
 import torch
 from conftest import tiny_loader
 
-from gan_helpers import models, objectives
+from gan_helpers import config, models, objectives, recipes
 from gan_helpers.checkpoints import RunMismatchError, load_checkpoint
 from gan_helpers.metrics import Scores
 from gan_helpers.recipes import Recipe, run_recipe
@@ -240,6 +240,9 @@ class _FakeEvaluator:
     """Real `Scores` without a classifier: the "FID" is the sum of G's weights, so a test can
     tell which generator was scored, and `n` is the number of samples asked for."""
 
+    def test_stats(self):
+        pass
+
     def score_generator(self, G, n, **kwargs):
         return Scores(fid=weight_sum(G), inception_score=1.0, coverage=10, classes=10,
                       confidence=1.0, histogram=[0.1] * 10, n=n)
@@ -278,6 +281,22 @@ def test_run_recipe_trains_once_and_then_loads_the_finished_run(tmp_path):
     with pytest.raises(RunMismatchError, match=r"seed was 0, now 1"):
         run_recipe("w", recipe, tiny_loader(), 6, _FakeEvaluator(), seed=1,
                    run_dir=tmp_path / "w", progress=False)
+
+
+@pytest.mark.parametrize("smoke", [False, True])
+def test_run_recipe_shrinks_steps_and_evaluation_interval_in_smoke_mode(monkeypatch, smoke):
+    """A lesson writes its real step budget; smoke mode trains `SMOKE_STEPS` and scores at
+    least every `SMOKE_EVERY` steps, through the same code."""
+    monkeypatch.setattr(config, "SMOKE", smoke)
+    steps, every = (100, 50) if smoke else (10, 5)
+    result = run_recipe("s", Recipe(model="mlp"), tiny_loader(), steps, _FakeEvaluator(),
+                        every_steps=every, progress=False)
+    trained = recipes.SMOKE_STEPS if smoke else steps
+    every = recipes.SMOKE_EVERY if smoke else every
+    assert len(result.history["loss_d"]) == trained
+    assert [e["step"] for e in result.history["eval"]] == list(range(every, trained + 1, every))
+    if smoke:
+        assert trained < steps and every < 50
 
 
 def test_gradient_norm_plot_skips_steps_without_an_update():
