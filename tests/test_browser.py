@@ -150,6 +150,11 @@ def test_class_picker_draws_the_chosen_class_on_demand(tmp_path):
             lesson_page(url, LESSON_06, "lesson06_failure.png") as page:
         picker = wait_for_output(page, ".gan-class-picker", "the class picker", 240_000)
         image = picker.locator("img").first
+        # The picker's callbacks run in the kernel, which first finishes the cells after it
+        # ("Run all": the exercises' solutions train); wait until no cell is queued or running.
+        page.wait_for_function(
+            "() => ![...document.querySelectorAll('.jp-InputArea-prompt')]"
+            ".some(p => p.innerText.includes('*'))", timeout=300_000)
 
         def rendered_src() -> str:
             page.wait_for_function("img => img.complete && img.naturalWidth > 0",
