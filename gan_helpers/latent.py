@@ -18,6 +18,7 @@ leg of a walk); in smoke mode (`config.SMOKE`) the functions that take them shri
 
 from __future__ import annotations
 
+import io
 import math
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -478,9 +479,22 @@ class Explorer:
         return self.widget
 
     def show(self) -> plt.Figure:
-        """Display the widget (in Jupyter) and the static grid; return the grid's figure."""
+        """Display the widget (in Jupyter) and the static grid; return the grid's figure.
+
+        The grid is displayed as PNG bytes, not as a matplotlib figure: every kernel renders an
+        image, while `display(figure)` shows only its text form where the inline backend has not
+        registered its formatter (IPython 7 with ipykernel 6, as on Colab-like runtimes)."""
         fig = self.static_figure()
-        shown = dashboard.show_widget(self.build_widget, lambda: fig, static_too=True)
+        shown = dashboard.show_widget(self.build_widget, lambda: _png_image(fig), static_too=True)
         self.mode = "widgets" if shown else "static"
         plt.close(fig)
         return fig
+
+
+def _png_image(fig: plt.Figure) -> Any:
+    """`fig` as an `IPython.display.Image` (PNG), for `display`."""
+    from IPython.display import Image as PNG
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    return PNG(data=buffer.getvalue(), format="png")

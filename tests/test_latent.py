@@ -340,3 +340,14 @@ def test_explorer_sliders_redraw_the_image(widgets_mode):
     torch.testing.assert_close(explorer.point(), explorer.z + 2.0 * direction)
     explorer.widget.children[1].children[-1].click()  # Reset
     assert explorer.values == {"a": 0.0} and bytes(explorer.picture.value) == before
+
+
+def test_explorer_displays_its_static_grid_as_a_png_below_the_widget(widgets_mode, monkeypatch):
+    """A PNG renders in every kernel; `display(figure)` is only text where the inline backend
+    registered no formatter (IPython 7 with ipykernel 6, Colab-like runtimes)."""
+    shown = []
+    monkeypatch.setattr("IPython.display.display", lambda *objs, **_: shown.extend(objs))
+    explorer = latent.Explorer(tiny_generator(), torch.randn(16), {"a": torch.randn(16)})
+    explorer.show()
+    assert len(shown) == 2 and shown[0] is explorer.widget
+    assert shown[1].format == "png" and shown[1].data[:4] == b"\x89PNG"
