@@ -63,6 +63,8 @@ def test_the_key_follows_the_lesson_the_package_the_mode_and_the_dataset(tmp_pat
     (tmp_path / "pkg" / "a.py").write_text("A = 2\n")
     assert key != site.lesson_key(lesson, site.inputs_hash(tmp_path / "pkg"), False,
                                   "fashion-mnist")
+    _lesson(tmp_path / "nb", "00_tiny.ipynb", "print(1)", first="# 00 · Tiny, reworded\n")
+    assert key == site.lesson_key(lesson, package, False, "fashion-mnist")  # prose only
     _lesson(tmp_path / "nb", "00_tiny.ipynb", "print(2)")
     assert key != site.lesson_key(lesson, package, False, "fashion-mnist")
 
@@ -88,6 +90,12 @@ def test_a_lesson_is_executed_again_only_when_it_or_the_package_changed(tmp_path
     (package / "a.py").write_text("A = 2\n")
     assert run() == ["executed"]
     assert run() == ["cached"]
+    _lesson(notebooks, "00_tiny.ipynb", "import os\nprint(os.environ.get('GAN_SMOKE'), 6 * 7)",
+            first="# 00 · Tiny, reworded\n")
+    assert run() == ["cached"]  # the prose changed, not the code: the new text, the old outputs
+    nb = nbformat.read(executed / "00_tiny.ipynb", as_version=4)
+    assert nb.cells[0].source == "# 00 · Tiny, reworded\n"
+    assert nb.cells[1].outputs[0]["text"] == "1 42\n" and nb.metadata[site.META]["smoke"]
     _lesson(notebooks, "00_tiny.ipynb", "print('changed')")
     assert run() == ["executed"]
     assert nbformat.read(executed / "00_tiny.ipynb", as_version=4).cells[1].outputs[0][
@@ -110,15 +118,18 @@ def test_a_copy_from_make_lessons_is_taken_when_newer_than_its_inputs(tmp_path):
     lesson = _lesson(notebooks, "00_tiny.ipynb", "print('from the site')")
     package.mkdir()
     (package / "a.py").write_text("")
-    made = _lesson(executed, "00_tiny.ipynb", "print('from make lessons')")
+    made = _lesson(executed, "00_tiny.ipynb", "print('from the site')")
+    nb = nbformat.read(made, as_version=4)
+    nb.cells[1].outputs = [nbformat.v4.new_output("stream", text="from make lessons\n")]
+    nbformat.write(nb, made)
     now = time.time()
     os.utime(lesson, (now - 100, now - 100))
     os.utime(package / "a.py", (now - 100, now - 100))
     assert [o.status for o in site.execute(executed, False, notebooks=notebooks,
                                            package=package)] == ["adopted"]
     nb = nbformat.read(made, as_version=4)
-    assert nb.cells[1].source == "print('from make lessons')" and not nb.metadata[site.META][
-        "smoke"]
+    assert nb.cells[1].outputs[0]["text"] == "from make lessons\n"
+    assert not nb.metadata[site.META]["smoke"]
     assert [o.status for o in site.execute(executed, False, notebooks=notebooks,
                                            package=package)] == ["cached"]
 

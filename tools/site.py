@@ -6,8 +6,9 @@ mkdocs-jupyter, with every output, the maths and previous/next links.
 
 1. Execute. Each lesson's executed copy (`runs/executed/`, where `make lessons` writes them;
    `build/site-smoke/executed/` in smoke mode) records in its metadata a key: the hash of the
-   lesson, of `gan_helpers/*.py`, of the mode and of the dataset. A lesson is executed again only
-   when its key changed, and then from scratch: its earlier runs in `build/site-runs/` are
+   lesson's code cells, of `gan_helpers/*.py`, of the mode and of the dataset. A lesson is executed
+   again only when its key changed (a change in its prose alone is copied into the cached
+   execution), and then from scratch: its earlier runs in `build/site-runs/` are
    deleted first (smoke runs go to a temporary folder). A copy that `make lessons` wrote (no key)
    is taken as it is when it is newer than the lesson and the package. A lesson that fails stops
    the build, naming the cell.
@@ -79,9 +80,38 @@ def inputs_hash(package: Path = PACKAGE) -> str:
 
 
 def lesson_key(lesson: Path, package_hash: str, smoke: bool, dataset: str) -> str:
-    h = hashlib.sha256(lesson.read_bytes())
+    """The hash of what an execution depends on: the lesson's code cells (not its prose), the
+    package, the mode and the dataset."""
+    import nbformat
+
+    nb = nbformat.read(lesson, as_version=4)
+    h = hashlib.sha256()
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            h.update(source(cell).encode() + b"\0")
     h.update(f"\0{package_hash}\0smoke={smoke}\0dataset={dataset}".encode())
     return h.hexdigest()
+
+
+def refresh_prose(executed_nb, lesson: Path) -> bool:
+    """Give a cached execution the lesson's current markdown (its code is the same, the key says
+    so): the lesson's cells, each code cell with the outputs of its executed twin. Returns
+    whether anything changed."""
+    import nbformat
+
+    nb = nbformat.read(lesson, as_version=4)
+    ran = [c for c in executed_nb.cells if c.cell_type == "code"]
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    if [source(c) for c in ran] != [source(c) for c in code]:
+        raise SiteError(f"{lesson.name}: its executed copy has other code than its key says")
+    for mine, twin in zip(code, ran):
+        mine.outputs, mine.execution_count = twin.outputs, twin.execution_count
+        mine.metadata = twin.metadata
+    if [(c.cell_type, source(c)) for c in nb.cells] == [
+            (c.cell_type, source(c)) for c in executed_nb.cells]:
+        return False
+    executed_nb.cells = nb.cells
+    return True
 
 
 def kernel_env(smoke: bool) -> dict[str, str]:
@@ -173,8 +203,9 @@ def _execute_one(lesson: Path, dest: Path, key: str, smoke: bool, env: dict[str,
 
 
 def execute(executed: Path, smoke: bool, jobs: int = 1, notebooks: Path = NOTEBOOKS,
-            package: Path = PACKAGE) -> list[Outcome]:
-    """Execute into `executed` every lesson whose executed copy is missing or stale."""
+            package: Path = PACKAGE, only: list[str] | None = None) -> list[Outcome]:
+    """Execute into `executed` every lesson whose executed copy is missing or stale (of those
+    whose names start with one of `only`, when given)."""
     import nbformat
 
     executed.mkdir(parents=True, exist_ok=True)
@@ -184,12 +215,16 @@ def execute(executed: Path, smoke: bool, jobs: int = 1, notebooks: Path = NOTEBO
     newest_input = max(p.stat().st_mtime for p in package.glob("*.py"))
     outcomes, todo = [], []
     for lesson in lessons(notebooks):
+        if only and not lesson.name.startswith(tuple(only)):
+            continue
         key = lesson_key(lesson, package_hash, smoke, dataset)
         dest = executed / lesson.name
         if dest.exists():
             nb = nbformat.read(dest, as_version=4)
             stamp = nb.metadata.get(META)
             if stamp and stamp.get("key") == key:
+                if refresh_prose(nb, lesson):
+                    nbformat.write(nb, dest)
                 outcomes.append(Outcome(lesson.name, "cached"))
                 continue
             if (stamp is None and not smoke
@@ -568,16 +603,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--site", type=Path, help="where the site goes")
     parser.add_argument("--jobs", type=int, default=1, help="lessons executed at once")
     parser.add_argument("--execute-only", action="store_true", help="execute, build nothing")
+    parser.add_argument("--lessons", nargs="+", metavar="NN",
+                        help="execute only these lessons (by number, e.g. 02 03), build nothing")
     args = parser.parse_args(argv)
     paths = dict(SMOKE if args.smoke else FULL)
     paths["executed"] = args.executed or paths["executed"]
     paths["site"] = (args.site or paths["site"]).resolve()
     start = time.monotonic()
     try:
-        outcomes = execute(paths["executed"], args.smoke, args.jobs)
+        outcomes = execute(paths["executed"], args.smoke, args.jobs, only=args.lessons)
         for o in outcomes:
             print(f"  {o.lesson}: {o.status}" + (f" ({o.seconds:.0f} s)" if o.seconds else ""))
-        if args.execute_only:
+        if args.execute_only or args.lessons:
             return 0
         built = time.monotonic()
         cards = prepare(paths["executed"], paths["src"])
