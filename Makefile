@@ -1,7 +1,7 @@
 # The README's commands. Each creates the virtual environment (.venv) on first use.
 #   make          train a DCGAN headlessly with the training CLI (the main job), into
 #                 runs/DATASET/MODEL; ARGS=--resume continues it, ARGS=--overwrite replaces it
-#   make test     unit tests, then every notebook executed by nbmake in smoke mode
+#   make test     every notebook executed by nbmake in smoke mode, then the tests
 #   make lessons  execute every lesson in full mode; executed copies go to runs/executed/
 #   make site     the lessons as a static web site in site/ (executes changed lessons first)
 #   make bench    the loader, speed and dashboard benchmarks (print figures; minutes)
@@ -20,10 +20,17 @@ MODEL ?= dcgan
 train: $(STAMP)
 	$(PY) -m gan_helpers train --model $(MODEL) --epochs $(EPOCHS) $(ARGS)
 
+# nbmake executes copies of the lessons in the site's smoke folder and saves their outputs there
+# (--overwrite), so tests/test_site.py builds the site from these executions, not new ones.
+SMOKE_EXECUTED := build/site-smoke/executed
+
 test: $(STAMP)
 	$(PY) -m ruff check .
+	rm -rf $(SMOKE_EXECUTED) && mkdir -p $(SMOKE_EXECUTED)
+	cp notebooks/[0-9][0-9]_*.ipynb $(SMOKE_EXECUTED)/
+	GAN_SMOKE=1 $(PY) -m pytest --nbmake --overwrite --nbmake-timeout=900 -p no:cacheprovider \
+		$(SMOKE_EXECUTED)
 	GAN_SMOKE=1 $(PY) -m pytest tests
-	GAN_SMOKE=1 $(PY) -m pytest --nbmake --nbmake-timeout=900 -p no:cacheprovider notebooks
 
 lessons: $(STAMP)
 	mkdir -p runs/executed

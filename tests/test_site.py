@@ -113,7 +113,8 @@ def test_a_failing_lesson_stops_the_build_naming_it(tmp_path):
     assert (tmp_path / "executed" / "03_broken.failed.ipynb").exists()
 
 
-def test_a_copy_from_make_lessons_is_taken_when_newer_than_its_inputs(tmp_path):
+@pytest.mark.parametrize("smoke", [False, True])  # `make lessons`'s copies, `make test`'s nbmake's
+def test_a_copy_without_a_key_is_taken_when_newer_than_its_inputs(tmp_path, smoke):
     notebooks, package, executed = tmp_path / "nb", tmp_path / "pkg", tmp_path / "executed"
     lesson = _lesson(notebooks, "00_tiny.ipynb", "print('from the site')")
     package.mkdir()
@@ -125,13 +126,18 @@ def test_a_copy_from_make_lessons_is_taken_when_newer_than_its_inputs(tmp_path):
     now = time.time()
     os.utime(lesson, (now - 100, now - 100))
     os.utime(package / "a.py", (now - 100, now - 100))
-    assert [o.status for o in site.execute(executed, False, notebooks=notebooks,
+    assert [o.status for o in site.execute(executed, smoke, notebooks=notebooks,
                                            package=package)] == ["adopted"]
     nb = nbformat.read(made, as_version=4)
     assert nb.cells[1].outputs[0]["text"] == "from make lessons\n"
-    assert not nb.metadata[site.META]["smoke"]
-    assert [o.status for o in site.execute(executed, False, notebooks=notebooks,
+    assert nb.metadata[site.META]["smoke"] == smoke
+    assert [o.status for o in site.execute(executed, smoke, notebooks=notebooks,
                                            package=package)] == ["cached"]
+    nb.cells[1].source = "print('other code')"  # a copy of other code is executed again
+    nb.metadata.pop(site.META)
+    nbformat.write(nb, made)
+    assert [o.status for o in site.execute(executed, smoke, notebooks=notebooks,
+                                           package=package)] == ["executed"]
 
 
 def _png(width: int, height: int) -> str:

@@ -9,8 +9,9 @@ mkdocs-jupyter, with every output, the maths and previous/next links.
    lesson's code cells, of `gan_helpers/*.py`, of the mode and of the dataset. A lesson is executed
    again only when its key changed (a change in its prose alone is copied into the cached
    execution), and then from scratch: its earlier runs in `build/site-runs/` are
-   deleted first (smoke runs go to a temporary folder). A copy that `make lessons` wrote (no key)
-   is taken as it is when it is newer than the lesson and the package. A lesson that fails stops
+   deleted first (smoke runs go to a temporary folder). A copy without a key, written by `make
+   lessons` (full mode) or by `make test`'s nbmake pass (smoke mode), is taken as it is when it
+   ran the lesson's code and is newer than the lesson and the package. A lesson that fails stops
    the build, naming the cell.
 2. Prepare. Each executed copy becomes a page source in `build/site-src/`: the "Open in Colab" /
    download bar and the line saying which dataset and device produced the outputs and when,
@@ -93,6 +94,15 @@ def lesson_key(lesson: Path, package_hash: str, smoke: bool, dataset: str) -> st
     return h.hexdigest()
 
 
+def same_code(executed_nb, lesson: Path) -> bool:
+    """Whether an executed copy ran exactly the lesson's code cells."""
+    import nbformat
+
+    nb = nbformat.read(lesson, as_version=4)
+    return ([source(c) for c in executed_nb.cells if c.cell_type == "code"]
+            == [source(c) for c in nb.cells if c.cell_type == "code"])
+
+
 def refresh_prose(executed_nb, lesson: Path) -> bool:
     """Give a cached execution the lesson's current markdown (its code is the same, the key says
     so): the lesson's cells, each code cell with the outputs of its executed twin. Returns
@@ -100,10 +110,10 @@ def refresh_prose(executed_nb, lesson: Path) -> bool:
     import nbformat
 
     nb = nbformat.read(lesson, as_version=4)
+    if not same_code(executed_nb, lesson):
+        raise SiteError(f"{lesson.name}: its executed copy has other code than its key says")
     ran = [c for c in executed_nb.cells if c.cell_type == "code"]
     code = [c for c in nb.cells if c.cell_type == "code"]
-    if [source(c) for c in ran] != [source(c) for c in code]:
-        raise SiteError(f"{lesson.name}: its executed copy has other code than its key says")
     for mine, twin in zip(code, ran):
         mine.outputs, mine.execution_count = twin.outputs, twin.execution_count
         mine.metadata = twin.metadata
@@ -227,9 +237,10 @@ def execute(executed: Path, smoke: bool, jobs: int = 1, notebooks: Path = NOTEBO
                     nbformat.write(nb, dest)
                 outcomes.append(Outcome(lesson.name, "cached"))
                 continue
-            if (stamp is None and not smoke
+            if (stamp is None and same_code(nb, lesson)
                     and dest.stat().st_mtime > max(newest_input, lesson.stat().st_mtime)):
-                # Written by `make lessons` after the last change: its outputs are current.
+                # Written after the last change by `make lessons` (full mode) or by `make test`'s
+                # nbmake pass (smoke mode, into the smoke folder): its outputs are current.
                 device = device or device_of(env)
                 when = dt.datetime.fromtimestamp(dest.stat().st_mtime, dt.timezone.utc)
                 _stamp(nb, key, smoke, env, device, None, when)
