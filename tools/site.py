@@ -514,12 +514,14 @@ def home_page(cards: list[dict]) -> str:
     datasets = sorted({DATASETS[s["dataset"]].title if s["dataset"] in DATASETS else s["dataset"]
                        for s in stamps})
     devices = sorted({s["device"] for s in stamps})
-    smoke = any(s["smoke"] for s in stamps)
+    smoke = [s["smoke"] for s in stamps]
+    mode = ("smoke-mode (test) " if all(smoke) else "full " if not any(smoke)
+            else "full or smoke-mode (test) ")  # mixed: each page's own line says which
     dates = sorted(s["executed"] for s in stamps)
     out = [intro.rstrip(), "", "## The lessons", ""]
     out.append(
         f"<p class='site-provenance'>Every page shows the outputs of a "
-        f"{'smoke-mode (test) ' if smoke else 'full '}execution on "
+        f"{mode}execution on "
         f"{', '.join(datasets)} on {'; '.join(html.escape(d) for d in devices)}, "
         f"executed between {dates[0]} and {dates[-1]}.</p>" if dates else "")
     out.append("<div class='site-cards'>")
