@@ -194,6 +194,18 @@ def test_the_home_page_facts_come_from_the_lesson():
     assert site.key_figure(nb) == base64.b64decode(tagged)
 
 
+@pytest.mark.parametrize("modes, said", [([True, True], "smoke-mode (test) execution"),
+                                          ([False, False], "full execution"),
+                                          ([False, True], "full or smoke-mode (test) execution")])
+def test_the_home_page_says_which_mode_produced_the_pages(modes, said):
+    cards = [{"name": f"0{i}_x.ipynb", "page": f"0{i}_x.html", "title": f"0{i} · X", "blurb": "B",
+              "time": None, "thumbnail": None,
+              "stamp": {"smoke": smoke, "dataset": "fashion-mnist", "device": "CPU",
+                        "executed": f"2026-12-01 0{i}:00 UTC"}} for i, smoke in enumerate(modes)]
+    line = re.search(r"<p class='site-provenance'>(.*?)</p>", site.home_page(cards)).group(1)
+    assert f"Every page shows the outputs of a {said} on Fashion-MNIST on CPU" in line, line
+
+
 def test_solution_code_is_folded_and_lesson_links_lead_to_pages():
     from bs4 import BeautifulSoup
 
