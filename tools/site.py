@@ -116,9 +116,9 @@ def refresh_prose(executed_nb, lesson: Path) -> bool:
     code = [c for c in nb.cells if c.cell_type == "code"]
     for mine, twin in zip(code, ran):
         mine.outputs, mine.execution_count = twin.outputs, twin.execution_count
-        mine.metadata = twin.metadata
-    if [(c.cell_type, source(c)) for c in nb.cells] == [
-            (c.cell_type, source(c)) for c in executed_nb.cells]:
+        mine.metadata = {**twin.metadata, **mine.metadata}  # the lesson's tags win
+    if [(c.cell_type, source(c), c.metadata) for c in nb.cells] == [
+            (c.cell_type, source(c), c.metadata) for c in executed_nb.cells]:
         return False
     executed_nb.cells = nb.cells
     return True
