@@ -80,47 +80,36 @@ def inputs_hash(package: Path = PACKAGE) -> str:
     return h.hexdigest()
 
 
+def code_sources(nb) -> list[str]:
+    """The sources of a notebook's code cells, in order: what an execution depends on."""
+    return [source(c) for c in nb.cells if c.cell_type == "code"]
+
+
 def lesson_key(lesson: Path, package_hash: str, smoke: bool, dataset: str) -> str:
     """The hash of what an execution depends on: the lesson's code cells (not its prose), the
     package, the mode and the dataset."""
     import nbformat
 
-    nb = nbformat.read(lesson, as_version=4)
     h = hashlib.sha256()
-    for cell in nb.cells:
-        if cell.cell_type == "code":
-            h.update(source(cell).encode() + b"\0")
+    for code in code_sources(nbformat.read(lesson, as_version=4)):
+        h.update(code.encode() + b"\0")
     h.update(f"\0{package_hash}\0smoke={smoke}\0dataset={dataset}".encode())
     return h.hexdigest()
 
 
-def same_code(executed_nb, lesson: Path) -> bool:
-    """Whether an executed copy ran exactly the lesson's code cells."""
-    import nbformat
-
-    nb = nbformat.read(lesson, as_version=4)
-    return ([source(c) for c in executed_nb.cells if c.cell_type == "code"]
-            == [source(c) for c in nb.cells if c.cell_type == "code"])
-
-
-def refresh_prose(executed_nb, lesson: Path) -> bool:
+def refresh_prose(executed_nb, lesson_nb) -> bool:
     """Give a cached execution the lesson's current markdown (its code is the same, the key says
     so): the lesson's cells, each code cell with the outputs of its executed twin. Returns
     whether anything changed."""
-    import nbformat
-
-    nb = nbformat.read(lesson, as_version=4)
-    if not same_code(executed_nb, lesson):
-        raise SiteError(f"{lesson.name}: its executed copy has other code than its key says")
     ran = [c for c in executed_nb.cells if c.cell_type == "code"]
-    code = [c for c in nb.cells if c.cell_type == "code"]
+    code = [c for c in lesson_nb.cells if c.cell_type == "code"]
     for mine, twin in zip(code, ran):
         mine.outputs, mine.execution_count = twin.outputs, twin.execution_count
         mine.metadata = {**twin.metadata, **mine.metadata}  # the lesson's tags win
-    if [(c.cell_type, source(c), c.metadata) for c in nb.cells] == [
+    if [(c.cell_type, source(c), c.metadata) for c in lesson_nb.cells] == [
             (c.cell_type, source(c), c.metadata) for c in executed_nb.cells]:
         return False
-    executed_nb.cells = nb.cells
+    executed_nb.cells = lesson_nb.cells
     return True
 
 
@@ -232,12 +221,17 @@ def execute(executed: Path, smoke: bool, jobs: int = 1, notebooks: Path = NOTEBO
         if dest.exists():
             nb = nbformat.read(dest, as_version=4)
             stamp = nb.metadata.get(META)
+            lesson_nb = nbformat.read(lesson, as_version=4)
+            same_code = code_sources(nb) == code_sources(lesson_nb)
             if stamp and stamp.get("key") == key:
-                if refresh_prose(nb, lesson):
+                if not same_code:
+                    raise SiteError(f"{lesson.name}: its executed copy in {executed} has other "
+                                    "code than its key says; delete it and build again")
+                if refresh_prose(nb, lesson_nb):
                     nbformat.write(nb, dest)
                 outcomes.append(Outcome(lesson.name, "cached"))
                 continue
-            if (stamp is None and same_code(nb, lesson)
+            if (stamp is None and same_code
                     and dest.stat().st_mtime > max(newest_input, lesson.stat().st_mtime)):
                 # Written after the last change by `make lessons` (full mode) or by `make test`'s
                 # nbmake pass (smoke mode, into the smoke folder): its outputs are current.
