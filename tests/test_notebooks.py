@@ -65,8 +65,10 @@ def test_checker_catches_what_a_learner_would_trip_on():
     cells[2]["source"] += "\nIn smoke mode this runs faster."
     ends = [c for c in cells if nbtools.source(c).startswith("## References")]
     ends[0]["source"] = "## Further reading"
+    cells[2]["source"] += "\nWe measured FID_AFTER_5 after 5 epochs, with `N_SAMPLES` images."
     found = " | ".join(nbtools.lesson_problems(cells))
     assert "31 lines" in found and "'smoke'" in found and "## References" in found
+    assert "'FID_AFTER_5'" in found and "N_SAMPLES" not in found  # code spans are not prose
 
 
 def test_readme_lists_every_lesson():

@@ -121,13 +121,17 @@ def problems(path: Path) -> list[str]:
 
 MAX_CELL_LINES = 30
 BACKSTAGE_RE = re.compile(r"smoke|GAN_SMOKE|config\.pick\(|\bCI\b|pytest|nbmake|tests?/", re.I)
+PLACEHOLDER_RE = re.compile(r"\b[A-Z][A-Z0-9]*_[A-Z0-9_]+\b|<[a-z]+_[a-z_]+>")
+"""A figure left to fill in (`COLLAPSE_STORY`, `<clf_acc>`) in prose, outside code and maths."""
+NOT_PROSE_RE = re.compile(r"```.*?```|`[^`]*`|\$\$.*?\$\$|\$[^$]*\$|\]\([^)]*\)", re.S)
 ENDING = ("## Summary", "## Exercises", "## References")
 """The sections every lesson ends with, in this order."""
 
 
 def lesson_problems(cells: list[dict]) -> list[str]:
-    """What a learner would trip on: a long code cell, talk of the test machinery, a missing
-    time estimate, or an ending without summary, exercises with solutions, and references."""
+    """What a learner would trip on: a long code cell, talk of the test machinery, a placeholder
+    left in the prose, a missing time estimate, or an ending without summary, exercises with
+    solutions, and references."""
     found = []
     if not re.search(r"\*\*Time:\*\*", source(cells[0])):
         found.append("first cell has no '**Time:**' line")
@@ -138,6 +142,10 @@ def lesson_problems(cells: list[dict]) -> list[str]:
         if BACKSTAGE_RE.search(src):
             found.append(f"cell {i} mentions the test machinery: "
                          f"{BACKSTAGE_RE.search(src).group(0)!r}")
+        if cell["cell_type"] == "markdown":
+            unfilled = PLACEHOLDER_RE.findall(NOT_PROSE_RE.sub(" ", src))
+            if unfilled:
+                found.append(f"cell {i} has a placeholder left to fill in: {unfilled[0]!r}")
     headings = [line.strip() for cell in cells if cell["cell_type"] == "markdown"
                 for line in source(cell).splitlines() if line.startswith("## ")]
     positions = [headings.index(h) if h in headings else -1 for h in ENDING]
