@@ -330,11 +330,15 @@ class ScriptedEvaluator:
 
 
 def test_evaluations_and_the_best_checkpoint_are_of_the_average(tmp_path):
+    """Scored after steps 8, 16 and 24 (`every_steps`: the average must be updated before the
+    evaluation of the same step)."""
     G, D = small_gan("dcgan")
     evaluator = ScriptedEvaluator([5.0, 3.0, 4.0])
+    callback = EvaluateEvery(evaluator, n=10, keep_best=True, verbose=False, every_steps=8)
     history = fit(G, D, tiny_loader(), epochs=3, run_dir=tmp_path, ema=0.9, progress=False,
-                  callbacks=[EvaluateEvery(evaluator, n=10, keep_best=True, verbose=False)])
+                  callbacks=[callback])
     assert [scored for scored, _ in evaluator.scored] == [history.G_ema] * 3
+    assert same_weights(evaluator.scored[2][1], history.G_ema)  # the last step's average
     best_weights = evaluator.scored[1][1]  # epoch 2's average scored best
     assert not same_weights(best_weights, evaluator.scored[2][1])
     best = load_checkpoint(RunFiles(tmp_path).best)
