@@ -1,32 +1,48 @@
-"""Benchmark: time to quality. The classic-tutorial MLP GAN against this project's MLP GAN and
-DCGAN, each trained for the same wall-clock budget, scored by the classifier FID over time.
+"""Benchmark: time to quality. The classic-tutorial MLP GAN against this project's MLP GAN, DCGAN
+and DCGAN with a moving average of its generator's weights, each trained for the same wall-clock
+budget with several seeds, scored by the classifier FID over time.
 
-* classic baseline: the MLP GAN as the classic tutorials write it (`gan_helpers.baseline`), in
-  its own short loop below: torchvision dataset + `ToTensor`/`Normalize` +
-  `DataLoader(batch_size=128, shuffle=True)` (`gan_helpers.data.classic_loader`), a
-  discriminator ending in `Sigmoid` with `BCELoss` (`ClassicBCE`), Adam 2e-4 / (0.5, 0.999), and
-  the generator run twice per iteration (once for the discriminator's step, once more on new
-  noise for its own: `classic_step(..., fresh_noise=True)`);
-* MLP GAN and DCGAN: `gan_helpers.models` trained by `gan_helpers.training.fit` on the fast loader
-  (logits + `BCEWithLogitsLoss`, one batch of fakes per step).
+* classic baseline (`classic`): the MLP GAN as the classic tutorials write it
+  (`gan_helpers.baseline`), in its own short loop below: torchvision dataset +
+  `ToTensor`/`Normalize` + `DataLoader(batch_size=128, shuffle=True)`
+  (`gan_helpers.data.classic_loader`), a discriminator ending in `Sigmoid` with `BCELoss`
+  (`ClassicBCE`), Adam 2e-4 / (0.5, 0.999), and the generator run twice per iteration (once for
+  the discriminator's step, once more on new noise for its own:
+  `classic_step(..., fresh_noise=True)`);
+* MLP GAN (`mlp`) and DCGAN (`dcgan`): `gan_helpers.models` trained by `gan_helpers.training.fit`
+  on the fast loader (logits + `BCEWithLogitsLoss`, one batch of fakes per step);
+* DCGAN + EMA (`dcgan-ema`): the same DCGAN, trained with `fit(ema=EMA_DECAY)` and scored by
+  the moving average of its generator's weights (updating the average counts as training time).
 
-The clock (`gan_helpers.timing.Stopwatch`) runs only while a model trains: the generator's
-weights are copied at the evaluation
-times (the copy is not timed) and all of them are scored afterwards with `gan_helpers.evaluation`
-(classifier FID of `--samples` generated images against the test split). The table gives the FID
-at `--times`, the time each model needs to reach the baseline's FID at the end of the budget
-(measured on the grid `--grid` plus `--times`), and the classes covered at the end.
+Each configuration runs with the seeds 0 to `--seeds` - 1 (one seed's runs of every configuration
+after another's, so a change in the machine's load falls on all of them alike). The clock
+(`gan_helpers.timing.Stopwatch`) runs only while a model trains: the generator's weights are
+copied at the evaluation times (the copy is not timed) and all of them are scored afterwards with
+`gan_helpers.evaluation` (classifier FID of `--samples` generated images against the test split,
+the noise seeded by the run's seed). The table gives, over the seeds, the mean FID and its spread
+(min–max; the JSON also has the sample standard deviation) at `--times`; the time the mean curve
+needs to reach the baseline's mean FID at the end of the budget (measured on the grid `--grid`
+plus `--times`), with how many seeds reach it; and the classes covered at the end.
+`--out` receives `results.json` (every number) and `fid_over_time.png` (mean FID against seconds,
+with a band from the lowest to the highest seed).
 
-    python benchmarks/bench_time_to_quality.py --dataset fashion-mnist          # ~20 minutes
+    python benchmarks/bench_time_to_quality.py --dataset fashion-mnist          # ~70 minutes
+    python benchmarks/bench_time_to_quality.py --configs dcgan,dcgan-ema --seeds 5
     python benchmarks/bench_time_to_quality.py --budget 60 --times 15,30,60     # a quick look
+    python benchmarks/bench_time_to_quality.py --quick                          # seconds: a check
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import json
+import math
 import os
+import statistics
 import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -36,14 +52,26 @@ from gan_helpers.baseline import ClassicBCE, ClassicDiscriminator, ClassicGenera
 from gan_helpers.classifier import EPOCHS as CLASSIFIER_EPOCHS
 from gan_helpers.classifier import load_classifier
 from gan_helpers.evaluation import Evaluator
-from gan_helpers.metrics import N_SAMPLES, Scores
+from gan_helpers.metrics import N_SAMPLES
 from gan_helpers.models import build_gan
 from gan_helpers.timing import Stopwatch
 from gan_helpers.training import Callback, TrainState, fit
 
 BASELINE = "classic MLP (baseline)"
+CONFIGS = {"classic": BASELINE, "mlp": "MLP GAN", "dcgan": "DCGAN", "dcgan-ema": "DCGAN + EMA"}
+"""The configurations `--configs` picks from (its names), and their names in the results."""
+EMA_DECAY = 0.999
+"""The moving average's decay for "DCGAN + EMA" (ProGAN's; its warm-up, `ema_decay`, makes it
+follow the generator closely over the first few thousand steps, which is all a short run has)."""
 DEFAULT_TIMES = (30.0, 60.0, 120.0, 300.0)
 DEFAULT_GRID = (10.0, 20.0, 45.0, 90.0, 180.0, 240.0)
+FULL = {"budget": 300.0, "seeds": 3, "samples": N_SAMPLES, "batch_size": 128,
+        "classifier_epochs": CLASSIFIER_EPOCHS, "classifier_limit": None}
+"""The defaults of a real run."""
+QUICK = {"budget": 0.5, "seeds": 2, "samples": 100, "batch_size": 64, "classifier_epochs": 1,
+         "classifier_limit": 256}
+"""`--quick`: every code path in a few seconds (the numbers mean nothing); options given on the
+command line win."""
 
 
 # ----------------------------------------------------------------------------- the budget
@@ -70,7 +98,8 @@ class Snapshots:
 
 
 class WallClockBudget(Callback):
-    """For `fit`: snapshots at `times`, then `request_stop` when the last one is taken."""
+    """For `fit`: snapshots at `times` of the generator that samples (the moving average of its
+    weights with `fit(ema=...)`), then `request_stop` when the last one is taken."""
 
     def __init__(self, times: list[float]) -> None:
         self.snapshots = Snapshots(times)
@@ -79,11 +108,11 @@ class WallClockBudget(Callback):
         self.snapshots.clock.start()
 
     def on_step_end(self, state: TrainState) -> None:
-        if self.snapshots.check(state.G, state.step):
+        if self.snapshots.check(state.sampling_G, state.step):
             state.request_stop(f"wall-clock budget of {self.snapshots.times[-1]:g} s used")
 
 
-# ----------------------------------------------------------------------------- the baseline
+# ----------------------------------------------------------------------------- the trainers
 
 
 def train_classic(dataset: str, times: list[float], device: torch.device, seed: int,
@@ -111,54 +140,108 @@ def train_classic(dataset: str, times: list[float], device: torch.device, seed: 
 
 
 def train_project(kind: str, loader: data.TensorLoader, times: list[float],
-                  device: torch.device, seed: int) -> tuple[nn.Module, Snapshots]:
-    """This project's `kind` GAN trained by `fit` on the fast loader until the budget is used."""
+                  device: torch.device, seed: int,
+                  ema: float | None = None) -> tuple[nn.Module, Snapshots]:
+    """This project's `kind` GAN trained by `fit` on the fast loader until the budget is used;
+    with `ema`, the snapshots are of the moving average of its generator's weights."""
     torch.manual_seed(seed)
     G, D, _ = build_gan(kind)
     budget = WallClockBudget(times)
     fit(G, D, loader, epochs=1_000_000, device=device, callbacks=[budget], progress=False,
-        seed=seed)
+        seed=seed, ema=ema)
     return G, budget.snapshots
 
 
-# ----------------------------------------------------------------------------- the run
+def trainers(configs: Sequence[str], dataset: str, loader: data.TensorLoader,
+             times: list[float], device: torch.device,
+             batch_size: int) -> dict[str, Callable[[int], tuple[nn.Module, Snapshots]]]:
+    """For each configuration picked, its name and a function of the seed that trains it. The
+    project's models share the fast loader's images; its order depends on the seed."""
+    def seeded(seed: int) -> data.TensorLoader:
+        own = copy.copy(loader)  # the same images, another order
+        own.seed, own.epoch = seed, 0
+        return own
+
+    every = {
+        "classic": lambda seed: train_classic(dataset, times, device, seed, batch_size),
+        "mlp": lambda seed: train_project("mlp", seeded(seed), times, device, seed),
+        "dcgan": lambda seed: train_project("dcgan", seeded(seed), times, device, seed),
+        "dcgan-ema": lambda seed: train_project("dcgan", seeded(seed), times, device, seed,
+                                                ema=EMA_DECAY),
+    }
+    return {CONFIGS[key]: every[key] for key in configs}
+
+
+# ----------------------------------------------------------------------------- the options
 
 
 def parse_times(text: str) -> list[float]:
     return sorted({float(t) for t in text.split(",") if t.strip()})
 
 
+def parse_configs(text: str) -> list[str]:
+    """Comma-separated names of `CONFIGS`, in the order given, each once."""
+    names = list(dict.fromkeys(t.strip() for t in text.split(",") if t.strip()))
+    unknown = [n for n in names if n not in CONFIGS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown configuration {', '.join(unknown) or '(none given)'}: pick from "
+            f"{', '.join(CONFIGS)} (comma-separated)")
+    return names
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", choices=config.DATASETS, default=None,
                         help="dataset (default: $GAN_DATASET, else mnist)")
-    parser.add_argument("--budget", type=float, default=300.0,
-                        help="training seconds per model (default 300)")
+    parser.add_argument("--configs", type=parse_configs, default=list(CONFIGS),
+                        help=f"comma-separated configurations (default: all, {','.join(CONFIGS)})")
+    parser.add_argument("--seeds", type=int, default=None,
+                        help="run each configuration with the seeds 0 to SEEDS-1 (default 3)")
+    parser.add_argument("--budget", type=float, default=None,
+                        help="training seconds per run (default 300)")
     parser.add_argument("--times", type=parse_times, default=None,
                         help="comma-separated seconds for the table (default 30,60,120,300, "
-                             "those within the budget, and the budget)")
-    parser.add_argument("--grid", type=parse_times, default=list(DEFAULT_GRID),
+                             "those within the budget, and the budget; for a budget under 30 s, "
+                             "its half and itself)")
+    parser.add_argument("--grid", type=parse_times, default=None,
                         help="extra evaluation seconds for the time-to-reach figure "
                              "(default 10,20,45,90,180,240)")
-    parser.add_argument("--samples", type=int, default=N_SAMPLES,
+    parser.add_argument("--samples", type=int, default=None,
                         help=f"generated images per evaluation (default {N_SAMPLES})")
-    parser.add_argument("--batch-size", type=int, default=128, help="batch size (default 128)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--batch-size", type=int, default=None, help="batch size (default 128)")
     parser.add_argument("--device", default=None, help="cpu, cuda, mps (default: the best)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch.set_num_threads(THREADS) first (default: torch's default)")
-    parser.add_argument("--classifier-epochs", type=int, default=CLASSIFIER_EPOCHS,
-                        help="the evaluation classifier's schedule (tests shorten it)")
+    parser.add_argument("--classifier-epochs", type=int, default=None,
+                        help=f"the evaluation classifier's schedule (default {CLASSIFIER_EPOCHS})")
     parser.add_argument("--classifier-limit", type=int, default=None,
                         help="train the evaluation classifier on the first N images only")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="folder for results.json and fid_over_time.png (default: "
+                             "runs/DATASET/bench_time_to_quality)")
+    parser.add_argument("--quick", action="store_true",
+                        help="a check of every code path in seconds: a 0.5-s budget, 2 seeds, "
+                             "100 samples, a classifier trained on 256 images for 1 epoch")
     args = parser.parse_args(argv)
+    for name, value in (QUICK if args.quick else FULL).items():
+        if getattr(args, name, None) is None:
+            setattr(args, name, value)
     if args.budget <= 0:
         parser.error("--budget must be positive")
+    if args.seeds < 1:
+        parser.error("--seeds must be at least 1")
     if args.times is None:
-        args.times = sorted({t for t in DEFAULT_TIMES if t <= args.budget} | {args.budget})
+        within = {t for t in DEFAULT_TIMES if t <= args.budget} or {args.budget / 2}
+        args.times = sorted(within | {args.budget})
+    if args.grid is None:
+        args.grid = list(DEFAULT_GRID)
     if not args.times or args.times[-1] > args.budget or args.times[0] <= 0:
         parser.error("--times must be positive and within the budget")
     return args
+
+
+# ----------------------------------------------------------------------------- the figures
 
 
 def time_to_reach(curve: list[dict], target: float) -> tuple[float | None, float]:
@@ -172,8 +255,38 @@ def time_to_reach(curve: list[dict], target: float) -> tuple[float | None, float
     return None, previous
 
 
+def spread(values: Sequence[float]) -> dict[str, float]:
+    """The mean of `values`, their lowest and highest, and their sample standard deviation (0
+    for a single value)."""
+    values = list(values)
+    return {"mean": statistics.fmean(values), "min": min(values), "max": max(values),
+            "std": statistics.stdev(values) if len(values) > 1 else 0.0}
+
+
+def summarize(runs: list[dict], target: float | None) -> dict:
+    """Over one configuration's runs (one per seed, the same evaluation times): the FID's
+    `spread` at every evaluated time (`curve`), the steps and the coverage at the end, and the
+    time the mean curve needs to reach `target` (with each seed's own)."""
+    times = [p["time"] for p in runs[0]["curve"]]
+    curve = [{"time": t, **{f"fid_{k}": v for k, v in
+                            spread([run["curve"][i]["fid"] for run in runs]).items()}}
+             for i, t in enumerate(times)]
+    summary = {"curve": curve, "steps": spread([run["steps"] for run in runs]),
+               "coverage_at_end": spread([run["curve"][-1]["coverage"] for run in runs]),
+               "classes": runs[0]["curve"][-1]["classes"]}
+    if target is not None:
+        mean_curve = [{"time": p["time"], "fid": p["fid_mean"]} for p in curve]
+        summary["time_to_target"], summary["previous_time"] = time_to_reach(mean_curve, target)
+        summary["seeds_reaching_target"] = sum(run["time_to_target"] is not None for run in runs)
+    return summary
+
+
+# ----------------------------------------------------------------------------- the run
+
+
 def main(argv: list[str] | None = None) -> dict:
-    """Train the three models, score them, print the table, and return the figures."""
+    """Train every configuration with every seed, score them, print the table, write the JSON
+    and the plot, and return the figures."""
     args = parse_args(argv)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
@@ -183,85 +296,169 @@ def main(argv: list[str] | None = None) -> dict:
     load = f"{os.getloadavg()[0]:.2f}" if hasattr(os, "getloadavg") else "n/a"
     budget = args.times[-1]
     checkpoints = sorted(set(args.times) | {t for t in args.grid if t < budget})
+    seeds = list(range(args.seeds))
+    out = args.out or config.runs_dir(dataset=dataset) / "bench_time_to_quality"
 
     classifier = load_classifier(dataset, epochs=args.classifier_epochs,
                                  limit=args.classifier_limit, device=device)
     evaluator = Evaluator(classifier, dataset, device=device)
     references = evaluator.references(n=args.samples)
+    loader = data.make_loader(dataset, batch_size=args.batch_size, device=device)
+    train = trainers(args.configs, dataset, loader, checkpoints, device, args.batch_size)
 
-    loader = data.make_loader(dataset, batch_size=args.batch_size, device=device, seed=args.seed)
-    trainers = {  # the two project models share the fast loader (its order: seed and epoch)
-        BASELINE: lambda: train_classic(dataset, checkpoints, device, args.seed, args.batch_size),
-        "MLP GAN": lambda: train_project("mlp", loader, checkpoints, device, args.seed),
-        "DCGAN": lambda: train_project("dcgan", loader, checkpoints, device, args.seed),
-    }
-    results: dict = {"dataset": dataset, "budget": budget, "samples": args.samples,
+    results: dict = {"dataset": dataset, "device": str(device),
+                     "threads": torch.get_num_threads(), "load_average": load, "budget": budget,
+                     "times": args.times, "evaluated_times": checkpoints, "seeds": seeds,
+                     "samples": args.samples, "ema_decay": EMA_DECAY,
+                     "spread": "min and max over the seeds; std: their sample standard deviation",
                      "classifier_accuracy": classifier.test_accuracy,
                      "references": {k: v.as_dict() for k, v in references.items()},
-                     "models": {}}
-    for name, train in trainers.items():
-        print(f"Training {name} for {budget:g} s...", flush=True)
-        G, snapshots = train()
-        start = time.perf_counter()
-        scored = copy.deepcopy(G)
-        curve = []
-        for snap in snapshots.taken:
-            scored.load_state_dict(snap["weights"])
-            scores = evaluator.score_generator(scored, n=args.samples, seed=args.seed)
-            curve.append({"time": snap["time"], "elapsed": snap["elapsed"], "step": snap["step"],
-                          **scores.as_dict()})
-        print(f"  {curve[-1]['step']:,} steps; {len(curve)} evaluations in "
-              f"{time.perf_counter() - start:.0f} s (not counted); final: "
-              f"{Scores.from_dict(curve[-1])}", flush=True)
-        results["models"][name] = {"curve": curve, "steps": curve[-1]["step"],
-                                   "table": [p for p in curve if p["time"] in args.times]}
+                     "models": {CONFIGS[key]: {"config": key, "runs": []}
+                                for key in args.configs}}
+    for seed in seeds:
+        for name, trainer in train.items():
+            print(f"Training {name}, seed {seed}, for {budget:g} s...", flush=True)
+            run = score_run(*trainer(seed), evaluator, args.samples, seed)
+            results["models"][name]["runs"].append(run)
 
-    target = results["models"][BASELINE]["curve"][-1]["fid"]
+    target = None
+    if BASELINE in results["models"]:
+        target = statistics.fmean(r["curve"][-1]["fid"] for r in results["models"][BASELINE]
+                                  ["runs"])
     results["target"] = target
-    for run in results["models"].values():
-        run["time_to_target"], run["previous_time"] = time_to_reach(run["curve"], target)
-        run["coverage_at_end"] = run["curve"][-1]["coverage"]
-    best = min((n for n in results["models"] if n != BASELINE),
-               key=lambda n: results["models"][n]["time_to_target"] or float("inf"))
-    run = results["models"][best]
-    fast = run["time_to_target"] is not None and run["time_to_target"] <= budget / 5
-    results["best"] = best
-    results["target_met"] = fast and run["coverage_at_end"] == run["curve"][-1]["classes"]
+    for model in results["models"].values():
+        for run in model["runs"]:
+            if target is not None:
+                run["time_to_target"], run["previous_time"] = time_to_reach(run["curve"], target)
+        model["summary"] = summarize(model["runs"], target)
+        model["table"] = [p for p in model["summary"]["curve"] if p["time"] in args.times]
+    results["best"], results["target_met"] = verdict(results)
     print_table(results, args, title, device, load, references)
+    write_results(results, out, title)
     return results
+
+
+def score_run(G: nn.Module, snapshots: Snapshots, evaluator: Evaluator, samples: int,
+              seed: int) -> dict:
+    """One trained run's snapshots scored (not timed): its curve, its steps and its seed."""
+    start = time.perf_counter()
+    scored = copy.deepcopy(G)
+    curve = []
+    for snap in snapshots.taken:
+        scored.load_state_dict(snap["weights"])
+        scores = evaluator.score_generator(scored, n=samples, seed=seed)
+        curve.append({"time": snap["time"], "elapsed": snap["elapsed"], "step": snap["step"],
+                      **scores.as_dict()})
+    end = curve[-1]
+    print(f"  {end['step']:,} steps; {len(curve)} evaluations in "
+          f"{time.perf_counter() - start:.0f} s (not counted); final: FID {end['fid']:.2f}, "
+          f"coverage {end['coverage']}/{end['classes']}", flush=True)
+    return {"seed": seed, "curve": curve, "steps": end["step"]}
+
+
+def verdict(results: dict) -> tuple[str | None, bool]:
+    """This project's configuration whose mean curve reaches the baseline's final FID first, and
+    whether it does so within a fifth of the budget with every class covered by every seed."""
+    candidates = [n for n in results["models"] if n != BASELINE]
+    if results["target"] is None or not candidates:
+        return None, False
+    summaries = {n: results["models"][n]["summary"] for n in candidates}
+    best = min(candidates, key=lambda n: summaries[n]["time_to_target"] or math.inf)
+    summary = summaries[best]
+    fast = (summary["time_to_target"] is not None
+            and summary["time_to_target"] <= results["budget"] / 5)
+    return best, fast and summary["coverage_at_end"]["min"] == summary["classes"]
 
 
 def print_table(results: dict, args: argparse.Namespace, title: str, device: torch.device,
                 load: str, references: dict) -> None:
-    budget, target = results["budget"], results["target"]
+    budget, target, n = results["budget"], results["target"], len(results["seeds"])
     print()
     print(f"Time to quality on {title}, {device} ({torch.get_num_threads()} threads, load "
           f"average {load} at the start); classifier FID of {args.samples:,} samples against "
           f"the test split; evaluation classifier test accuracy "
-          f"{results['classifier_accuracy']:.2%}.")
+          f"{results['classifier_accuracy']:.2%}. Mean over {n} seed{'s' * (n > 1)} "
+          f"(in brackets: the lowest and the highest).")
     for name, ref in references.items():
         print(f"  reference, {name:<21} FID {ref.fid:8.2f} · coverage "
               f"{ref.coverage}/{ref.classes}")
-    head = "".join(f"{f'{t:g} s':>9}" for t in args.times)
-    print(f"\n{'model':<24}{head}{'steps':>9}   {f'time to reach {target:.2f}':<30}"
-          "coverage at end")
-    for name, run in results["models"].items():
-        fids = "".join(f"{p['fid']:>9.2f}" for p in run["table"])
-        if run["time_to_target"] is None:
-            reach = f"not within {budget:g} s"
-        elif run["previous_time"] == 0:
-            reach = f"{run['time_to_target']:g} s (first check)"
-        else:
-            reach = f"{run['time_to_target']:g} s (not yet at {run['previous_time']:g} s)"
-        end = run["curve"][-1]
-        print(f"{name:<24}{fids}{run['steps']:>9,}   {reach:<30}"
-              f"{end['coverage']}/{end['classes']}")
-    evaluated = ", ".join(f"{p['time']:g}" for p in results["models"][BASELINE]["curve"])
-    print(f"\nTime to reach: the first evaluated time (of {evaluated} s) at which the model's FID "
-          f"is at or below the baseline's FID at {budget:g} s.")
-    print(f"Target (this project's best model reaches it in at most {budget / 5:g} s and ends "
-          f"with every class covered): {results['best']}, "
-          f"{'met' if results['target_met'] else 'NOT met'}.")
+    head = "".join(f"{f'{t:g} s':>20}" for t in args.times)
+    reach = f"time to reach {target:.2f}" if target is not None else "time to reach"
+    print(f"\n{'model':<24}{head}{'steps':>9}   {reach:<38}coverage at end")
+    for name, model in results["models"].items():
+        s = model["summary"]
+        fids = "".join(f"{_with_range(p['fid_mean'], p['fid_min'], p['fid_max']):>20}"
+                       for p in model["table"])
+        cov = s["coverage_at_end"]
+        print(f"{name:<24}{fids}{s['steps']['mean']:>9,.0f}   {_reach(s, budget, n):<38}"
+              f"{cov['mean']:.1f}/{s['classes']} [{cov['min']}–{cov['max']}]")
+    if target is None:
+        print("\nTime to reach: needs the classic baseline (add classic to --configs).")
+        return
+    evaluated = ", ".join(f"{t:g}" for t in results["evaluated_times"])
+    print(f"\nTime to reach: the first evaluated time (of {evaluated} s) at which the mean FID "
+          f"is at or below the baseline's mean FID at {budget:g} s; seeds: how many reach it "
+          "on their own.")
+    if results["best"] is not None:
+        print(f"Target (this project's best configuration reaches it in at most {budget / 5:g} s "
+              f"and every seed ends with every class covered): {results['best']}, "
+              f"{'met' if results['target_met'] else 'NOT met'}.")
+
+
+def _with_range(mean: float, low: float, high: float) -> str:
+    """`mean [low–high]`, e.g. `56.01 [50.10–60.20]`."""
+    return f"{mean:.2f} [{low:.2f}–{high:.2f}]"
+
+
+def _reach(summary: dict, budget: float, n: int) -> str:
+    if "time_to_target" not in summary:  # no baseline, no target
+        return "-"
+    seeds = f"; seeds {summary['seeds_reaching_target']}/{n}"
+    if summary["time_to_target"] is None:
+        return f"not within {budget:g} s{seeds}"
+    if summary["previous_time"] == 0:
+        return f"{summary['time_to_target']:g} s (first check){seeds}"
+    return f"{summary['time_to_target']:g} s (not yet at {summary['previous_time']:g} s){seeds}"
+
+
+def write_results(results: dict, out: Path, title: str) -> tuple[Path, Path]:
+    """`out/results.json` (every number) and `out/fid_over_time.png`; return both paths."""
+    out.mkdir(parents=True, exist_ok=True)
+    json_path = out / "results.json"
+    json_path.write_text(json.dumps(results, indent=1))
+    png_path = plot_results(results, out / "fid_over_time.png", title)
+    print(f"\nResults: {json_path}; plot: {png_path}")
+    return json_path, png_path
+
+
+def plot_results(results: dict, path: Path, title: str) -> Path:
+    """The mean FID of every configuration against training seconds (log scale), with a band
+    from the lowest to the highest seed, the baseline's final mean FID dashed."""
+    import matplotlib.pyplot as plt  # only now: training and scoring do without it
+
+    from gan_helpers import viz
+
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    for name, model in results["models"].items():
+        curve = model["summary"]["curve"]
+        x = [p["time"] for p in curve]
+        line, = ax.plot(x, [p["fid_mean"] for p in curve], "o-", markersize=3, label=name)
+        ax.fill_between(x, [p["fid_min"] for p in curve], [p["fid_max"] for p in curve],
+                        color=line.get_color(), alpha=0.2, linewidth=0)
+    if results["target"] is not None:
+        ax.axhline(results["target"], color="gray", linestyle="--",
+                   label=f"baseline at {results['budget']:g} s")
+    n = len(results["seeds"])
+    ax.set_title(f"Time to quality, {title} ({results['device']}): mean of {n} seed"
+                 f"{'s' * (n > 1)}, band: lowest to highest", fontsize=10)
+    ax.set_xlabel("training time (s)")
+    ax.set_ylabel("classifier FID (lower is better)")
+    ax.set_yscale("log")
+    ax.set_xlim(left=0)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return viz.save_figure(fig, path)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,8 @@ FID) join them; `--early-stop K` stops when the FID has not improved for K evalu
 
 `--model cdcgan` (or `cmlp`) trains a conditional GAN (lesson 06); `--loss` picks the objective and
 `--spectral-norm`, `--label-smoothing` and `--instance-noise` the stabilisers of lesson 08.
+`--ema DECAY` keeps a moving average of the generator's weights, which the grids, the scores,
+`best.pt`, `sample` and `evaluate` then use (`--raw` asks them for the generator's own weights).
 `sample` and `evaluate` rebuild the generator from what its checkpoint records (the best one when
 there is one), so they need no model options.
 """
@@ -66,6 +68,7 @@ POSITIVE = _number(int, 1)
 NON_NEGATIVE = _number(int, 0)
 RATE = _number(float, 0.0, low_ok=False)
 BETA = _number(float, 0.0, high=0.9999)
+DECAY = _number(float, 0.0, high=0.9999)
 LABEL = _number(float, 0.5, low_ok=False, high=1.0)
 SIGMA = _number(float, 0.0)
 
@@ -107,6 +110,9 @@ def _run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", choices=["best", "last"], default=None,
                    help="best.pt or checkpoint.pt (default: best.pt if there is one)")
     p.add_argument("--device", type=_device, default=None, help="cpu, cuda, mps")
+    p.add_argument("--raw", action="store_true",
+                   help="the generator's own weights, not their moving average (runs trained "
+                        "with --ema)")
 
 
 def _train_options(t: argparse.ArgumentParser) -> None:
@@ -132,6 +138,9 @@ def _train_options(t: argparse.ArgumentParser) -> None:
                    help="cpu, cuda, mps (default: the best available)")
     t.add_argument("--limit", type=POSITIVE, default=None, help="train on the first N images")
     t.add_argument("--max-steps", type=POSITIVE, default=None, help="stop after N steps in all")
+    t.add_argument("--ema", type=DECAY, default=None, metavar="DECAY",
+                   help="keep a moving average of G's weights with this decay (e.g. 0.999) and "
+                        "draw grids, scores and samples from it (default: off)")
     st = t.add_argument_group("objective and stabilisers (lesson 08)")
     st.add_argument("--loss", choices=list(OBJECTIVES), default="bce",
                     help="bce: non-saturating (default); saturating: the minimax original; "
@@ -214,8 +223,9 @@ def train(args: argparse.Namespace, recipe: Recipe) -> int:
         evaluating = EvaluateEvery(every=args.eval_every or 1, n=args.eval_samples,
                                    patience=args.early_stop, keep_best=True)
         callbacks.append(evaluating)
+    average = "" if args.ema is None else f", moving average of G's weights (decay {args.ema:g})"
     print(f"Training {args.model} on {dataset} ({len(loader.images):,} images, "
-          f"{len(loader)} steps per epoch) on {device} -> {args.out}")
+          f"{len(loader)} steps per epoch{average}) on {device} -> {args.out}")
     start = time.perf_counter()
     try:
         history = fit(parts.G, parts.D, loader, epochs=args.epochs, objective=parts.objective,
@@ -223,10 +233,10 @@ def train(args: argparse.Namespace, recipe: Recipe) -> int:
                       device=device, run_dir=args.out, seed=args.seed, resume=args.resume,
                       max_steps=args.max_steps, speed=SpeedOptions(
                           amp=args.amp, compile=args.compile, channels_last=args.channels_last),
-                      sync_every=args.sync_every, callbacks=callbacks,
+                      sync_every=args.sync_every, callbacks=callbacks, ema=args.ema,
                       settings={**recipe.settings(), "limit": args.limit})
     finally:
-        _write_plots(RunFiles(args.out), evaluating)
+        _write_plots(RunFiles(args.out), evaluating, args.ema)
     final = f" Final grid: {history.final_grid}" if history.final_grid else ""
     print(f"{history.stop_reason} after {len(history['loss_d'])} steps in "
           f"{time.perf_counter() - start:.0f} s.{final}")
@@ -251,9 +261,10 @@ def _resume_args(args: argparse.Namespace) -> list[str]:
     return ["train", *given, "--resume"]
 
 
-def _write_plots(files: RunFiles, evaluating=None) -> None:
+def _write_plots(files: RunFiles, evaluating=None, ema: float | None = None) -> None:
     """After training (the loop itself draws nothing): losses.png from history.json, and with
-    an evaluation callback metrics.json and quality.png."""
+    an evaluation callback metrics.json (`ema`: the decay of the moving average scored, or null:
+    G's own weights) and quality.png."""
     if not files.history.exists():
         return
     from . import viz  # matplotlib, only now
@@ -265,7 +276,7 @@ def _write_plots(files: RunFiles, evaluating=None) -> None:
         references = evaluator.references(n=n)
         best = min(entries, key=lambda e: e["fid"])
         files.metrics.write_text(json.dumps({
-            "dataset": evaluator.dataset, "samples": n,
+            "dataset": evaluator.dataset, "samples": n, "ema": ema,
             "classifier_test_accuracy": evaluator.classifier.test_accuracy,
             "references": {k: v.as_dict() for k, v in references.items()},
             "best": best, "eval": entries}, indent=1))
@@ -277,7 +288,13 @@ def _write_plots(files: RunFiles, evaluating=None) -> None:
 
 def _load(args: argparse.Namespace):
     best = {"best": True, "last": False, None: None}[args.checkpoint]
-    return load_generator(args.run, best=best, device=args.device or config.pick_device())
+    return load_generator(args.run, best=best, device=args.device or config.pick_device(),
+                          averaged=not args.raw)
+
+
+def _weights(ckpt: dict) -> str:
+    """Which weights were loaded, for the messages: ', moving average' or nothing."""
+    return ", moving average" if ckpt["averaged"] else ""
 
 
 def sample(args: argparse.Namespace) -> int:
@@ -300,7 +317,8 @@ def sample(args: argparse.Namespace) -> int:
         torch.save(images, out)
     else:
         save_grid(images, out, nrow=classes or 8, scale=2)
-    print(f"{args.n} samples from {ckpt['path']} (step {ckpt['step']:,}) -> {out}")
+    print(f"{args.n} samples from {ckpt['path']} (step {ckpt['step']:,}{_weights(ckpt)}) -> "
+          f"{out}")
     return 0
 
 
@@ -313,7 +331,7 @@ def evaluate(args: argparse.Namespace) -> int:
                               "to compare its samples with.")
     evaluator = Evaluator(dataset=ckpt["run"]["dataset"], device=args.device)
     scores = evaluator.score_generator(G, n=args.n, seed=args.seed)
-    rows = {f"{Path(ckpt['path']).name} (step {ckpt['step']:,})": scores,
+    rows = {f"{Path(ckpt['path']).name} (step {ckpt['step']:,}{_weights(ckpt)})": scores,
             **evaluator.references(n=args.n, seed=args.seed)}
     print(f"{ckpt['run']['dataset']}, {args.n:,} generated images against the test split:")
     print(evaluator.table(rows))

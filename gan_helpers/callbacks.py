@@ -1,6 +1,6 @@
 """What `training.fit` shows to the code that watches it: the `TrainState`, the `Callback` hooks,
 and the standard callbacks (progress bar, grids, checkpoints, the run's history file, the
-instance-noise schedule).
+instance-noise schedule, the moving average of the generator's weights).
 
 A callback overrides the hooks it needs. `fit` calls them in this order:
 
@@ -12,11 +12,14 @@ A callback overrides the hooks it needs. `fit` calls them in this order:
 
 Callbacks run in the order they are given, after the progress bar and the grid saver and
 before the checkpointer, so a checkpoint holds what the other callbacks added; only at the end
-does the checkpointer go first, so the others can report the final checkpoint.
+does the checkpointer go first, so the others can report the final checkpoint. The moving
+average of `fit(ema=...)` (`AverageGenerator`) runs before all of them, so that every other
+callback sees the average of the step just done.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import threading
@@ -28,7 +31,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .checkpoints import CHECKPOINT_FORMAT, rng_state, save_checkpoint
+from .checkpoints import AVERAGE_KEY, CHECKPOINT_FORMAT, rng_state, save_checkpoint
 from .errors import GanHelpersError
 from .images import save_grid
 from .models import generate
@@ -56,6 +59,9 @@ class History(dict):
     """The step of the run folder's checkpoint when training ended (None: none written)."""
     final_grid: Path | None = None
     """`final.png`, when training ended well enough to write it."""
+    G_ema: nn.Module | None = None
+    """The moving average of the generator's weights (`fit(ema=...)`), in eval mode; None
+    without one. `samples` and `final.png` come from it."""
 
     def to_json(self) -> str:
         """The history as JSON, with `stop_reason`; NaN (G's gradient on critic-only steps) is
@@ -90,6 +96,9 @@ class TrainState:
     fixed_labels: torch.Tensor | None = None
     """A conditional GAN's labels for the fixed noise: one class per row of 8 in the grids."""
     schedulers: list = field(default_factory=list)
+    G_ema: nn.Module | None = None
+    """The moving average of G's weights (`fit(ema=...)`: set by `AverageGenerator` before the
+    first step), in eval mode; None without one."""
     callbacks: list[Callback] = field(default_factory=list)
     history: History = field(default_factory=History)
     step: int = 0
@@ -119,6 +128,17 @@ class TrainState:
         return getattr(self.G, "num_classes", None)
 
     @property
+    def sampling_G(self) -> nn.Module:
+        """The generator that samples, grids and scores come from: the moving average of G's
+        weights when the run keeps one (`fit(ema=...)`), else G itself."""
+        return self.G_ema if self.G_ema is not None else self.G
+
+    def updates_g(self, step: int) -> bool:
+        """Whether step number `step` (counting from 1) updates G: every step, or only every
+        `n_critic`-th with an objective that trains its critic more often (WGAN-GP)."""
+        return step % getattr(self.objective, "n_critic", 1) == 0
+
+    @property
     def files(self) -> RunFiles | None:
         return RunFiles(self.run_dir) if self.run_dir is not None else None
 
@@ -133,8 +153,9 @@ class TrainState:
         return self._stop.is_set()
 
     def samples(self) -> torch.Tensor:
-        """The generator's images for the fixed noise batch (in eval mode), on the CPU."""
-        return generate(self.G, self.fixed_noise, self.fixed_labels)
+        """The generator's images for the fixed noise batch (in eval mode), on the CPU: those of
+        the moving average of its weights when the run keeps one (`sampling_G`)."""
+        return generate(self.sampling_G, self.fixed_noise, self.fixed_labels)
 
     def checkpoint(self) -> dict[str, Any]:
         """What a checkpoint holds: what built the run, and all it needs to resume exactly."""
@@ -298,3 +319,69 @@ class AnnealNoise(Callback):
         self.noisy_d.sigma = self.noisy_d.start_sigma * (1.0 - fraction)
 
     on_fit_start = on_step_end = _set
+
+
+def ema_decay(decay: float, updates: int) -> float:
+    """The decay of the moving average at its update number `updates` (from 0): `decay`, but
+    lower at the start, min(decay, (1 + t) / (10 + t)), so the random initial weights are soon
+    forgotten (0.1 at the first update, 0.5 at the ninth, 0.99 after about 900)."""
+    return min(decay, (1 + updates) / (10 + updates))
+
+
+class AverageGenerator(Callback):
+    """Keeps an exponential moving average of the generator's weights (EMA: Karras et al. 2018,
+    Yazici et al. 2019), updated after every step that updated G:
+
+        average = d * average + (1 - d) * G,   d = ema_decay(decay, updates so far)
+
+    The averaged generator is a separate copy of G in eval mode, `state.G_ema` (built in
+    `on_fit_start` from G as it is then); its buffers (BatchNorm's running statistics) are
+    copied from G, not averaged. Its weights and its count of updates are kept in the checkpoint
+    (under `checkpoints.AVERAGE_KEY`), so a resumed run continues the average exactly.
+
+    Use `fit(ema=decay)`, which adds it before every other callback and records the decay with
+    the run; samples, grids, `EvaluateEvery`'s scores, `best.pt` and the command line's
+    `sample` and `evaluate` then use the average.
+    """
+
+    def __init__(self, decay: float) -> None:
+        if not 0.0 <= decay < 1.0:
+            raise ValueError(f"The moving average's decay must be at least 0 and below 1 (e.g. "
+                             f"0.999), not {decay}.")
+        self.decay = decay
+        self.updates = 0
+        self.G_ema: nn.Module | None = None
+        self._saved: dict[str, Any] | None = None  # a resumed run's average, until on_fit_start
+
+    @property
+    def state_key(self) -> str:
+        return AVERAGE_KEY
+
+    def on_fit_start(self, state: TrainState) -> None:
+        self.G_ema = copy.deepcopy(state.G).eval().requires_grad_(False)
+        if self._saved is not None:
+            self.G_ema.load_state_dict(self._saved["weights"])
+            self.updates, self._saved = self._saved["updates"], None
+        state.G_ema = self.G_ema
+
+    def on_step_end(self, state: TrainState) -> None:
+        if state.updates_g(state.step):
+            self.update(state.G)
+
+    @torch.no_grad()
+    def update(self, G: nn.Module) -> None:
+        """Move the average towards `G`'s weights (one update); copy `G`'s buffers."""
+        weight = 1.0 - ema_decay(self.decay, self.updates)
+        for average, current in zip(self.G_ema.parameters(), G.parameters(), strict=True):
+            average.lerp_(current, weight)  # exactly `current` when weight is 1 (decay 0)
+        for average, current in zip(self.G_ema.buffers(), G.buffers(), strict=True):
+            average.copy_(current)
+        self.updates += 1
+
+    def state_dict(self) -> dict[str, Any]:
+        if self.G_ema is None:  # not started: keep what a resumed run loaded, if anything
+            return self._saved or {}
+        return {"decay": self.decay, "updates": self.updates, "weights": self.G_ema.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self._saved = state

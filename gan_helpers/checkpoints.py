@@ -4,7 +4,8 @@ names of a run folder's files; and what a checkpoint records about the run that 
 A training checkpoint (`training.TrainState.checkpoint`) holds a `run` record: the dataset, each
 network's class and constructor arguments (`models.describe`), the objective and the settings.
 `check_same_run` refuses to continue or reload a run under another record, and `load_generator`
-rebuilds a run's generator from it, with nothing guessed.
+rebuilds a run's generator from it, with nothing guessed (the moving average of its weights, when
+the run kept one: `fit(ema=...)`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,11 @@ from .run_folder import RunFiles
 
 CHECKPOINT_FORMAT = "gan-helpers-checkpoint/2"
 """Training checkpoints of this version: they carry a `run` record (format 1 did not)."""
+
+
+AVERAGE_KEY = "AverageGenerator"
+"""Where a training checkpoint of a run with a moving average of G's weights (`fit(ema=...)`)
+keeps it: `checkpoint["callbacks"][AVERAGE_KEY]`, with its `weights`, `updates` and `decay`."""
 
 
 class CheckpointError(GanHelpersError, RuntimeError):
@@ -264,15 +270,26 @@ def checkpoint_path(run: str | os.PathLike[str], best: bool | None = None) -> Pa
     return files.checkpoint
 
 
+def averaged_weights(checkpoint: dict[str, Any]) -> dict[str, Any] | None:
+    """The moving average of the generator's weights kept in a training checkpoint (a run
+    trained with `fit(ema=...)`, or `train --ema`), as a state dict; None if it keeps none."""
+    saved = (checkpoint.get("callbacks") or {}).get(AVERAGE_KEY) or {}
+    return saved.get("weights")
+
+
 def load_generator(run: str | os.PathLike[str], *, best: bool | None = None,
-                   dataset: str | None = None,
-                   device: torch.device | str | None = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+                   dataset: str | None = None, device: torch.device | str | None = "cpu",
+                   averaged: bool = True) -> tuple[nn.Module, dict[str, Any]]:
     """The trained generator of `run` (a run folder or checkpoint file) in eval mode on `device`,
     rebuilt from the checkpoint's record, and that checkpoint (its `run` record, `step`, ...,
-    and `path`, the file it was read from).
+    `path`, the file it was read from, and `averaged`, whether the weights loaded are the moving
+    average).
 
-    A run folder gives its best checkpoint when there is one (see `checkpoint_path`). With
-    `dataset`, a run trained on another dataset is refused (`RunMismatchError`).
+    A run folder gives its best checkpoint when there is one (see `checkpoint_path`). A run that
+    kept a moving average of the generator's weights (`fit(ema=...)`) gives the averaged
+    generator, unless `averaged=False` asks for the generator's own weights; a checkpoint without
+    one gives its generator either way. With `dataset`, a run trained on another dataset is
+    refused (`RunMismatchError`).
     """
     path = checkpoint_path(run, best)
     ckpt = load_checkpoint(path)
@@ -286,6 +303,10 @@ def load_generator(run: str | os.PathLike[str], *, best: bool | None = None,
         G = models.build_from_record(record["G"])
     except (ValueError, TypeError) as err:
         raise CheckpointError(f"{path}: {err}") from err
-    load_module_state(G, ckpt["G"], "generator", path)
-    ckpt["path"] = str(path)
+    average = averaged_weights(ckpt) if averaged else None
+    if average is not None:
+        load_module_state(G, average, "averaged generator", path)
+    else:
+        load_module_state(G, ckpt["G"], "generator", path)
+    ckpt["path"], ckpt["averaged"] = str(path), average is not None
     return G.to(device).eval(), ckpt

@@ -184,7 +184,8 @@ class Evaluator:
 
 
 class EvaluateEvery(Callback):
-    """Scores the generator every `every` epochs during `fit`. The results, one dict per
+    """Scores the generator every `every` epochs during `fit` (the moving average of its weights
+    when the run keeps one: `fit(ema=...)`, `TrainState.sampling_G`). The results, one dict per
     evaluation (`Scores.as_dict()` plus `epoch`, `step` and `seconds`, the training time so far
     without the time spent evaluating), are this callback's `records`, also shown as
     `history["eval"]`; they and the training clock are kept in the checkpoint, so a resumed run
@@ -193,7 +194,8 @@ class EvaluateEvery(Callback):
     - `every_steps=N`: score every N steps instead (to see what happens within an epoch);
     - `patience=K`: stop early when the FID has not improved for K evaluations in a row;
     - `keep_best=True`: with a run folder, save the best checkpoint by FID as `best.pt` (its
-      `best` entry says the FID, epoch and step).
+      `best` entry says the FID, epoch and step; with a moving average, it holds the average
+      that scored it).
     """
 
     def __init__(self, evaluator: Evaluator | None = None, every: int = 1, n: int = N_SAMPLES,
@@ -247,7 +249,7 @@ class EvaluateEvery(Callback):
             return self._evaluate(state, self.clock.elapsed())
 
     def _evaluate(self, state: TrainState, seconds: float) -> dict[str, Any]:
-        scores = self.evaluator.score_generator(state.G, n=self.n)
+        scores = self.evaluator.score_generator(state.sampling_G, n=self.n)
         entry = {"epoch": state.step // state.steps_per_epoch, "step": state.step,
                  "seconds": seconds, **scores.as_dict()}
         previous_best = self.best

@@ -4,9 +4,10 @@ benchmarks train with:
     history = fit(G, D, loader, epochs=5, run_dir="runs/mnist/dcgan")
 
 `fit` is the classic loop (for each epoch, for each batch: one step) plus what a real run needs:
-checkpoints and exact resume, grids, progress, and callbacks (`gan_helpers.callbacks`) that watch
-it. What differs between lessons (the models, the loss, what to show or save) is passed in.
-Importing this module loads neither matplotlib nor ipywidgets: the loop runs headless.
+checkpoints and exact resume, grids, progress, callbacks (`gan_helpers.callbacks`) that watch
+it, and optionally a moving average of the generator's weights (`ema=`). What differs between
+lessons (the models, the loss, what to show or save) is passed in. Importing this module loads
+neither matplotlib nor ipywidgets: the loop runs headless.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from torch import nn
 from .callbacks import (  # noqa: F401 - re-exported: the loop's vocabulary
     STATS,
     AnnealNoise,
+    AverageGenerator,
     Callback,
     Checkpointer,
     GridSaver,
@@ -190,6 +192,7 @@ def fit(
     settings: dict[str, Any] | None = None,
     speed: SpeedOptions | None = None,
     sync_every: int | None = None,
+    ema: float | None = None,
 ) -> History:
     """Train `G` against `D` for `epochs` epochs in all (resumed ones count); return the history.
 
@@ -209,12 +212,17 @@ def fit(
       checkpoint.
     - `speed`: optional speed-ups (`SpeedOptions`); `sync_every` reads the losses back from the
       device every N steps (default: every step on the CPU, every 25 on a GPU).
+    - `ema`: keep a moving average of G's weights with this decay (e.g. 0.999; off by default;
+      see `AverageGenerator`). The grids, the final samples, `EvaluateEvery`'s scores and
+      `best.pt` then come from the average, which the checkpoint keeps (a resumed run continues
+      it exactly) and `history.G_ema` returns; the decay is part of the run's settings.
     """
+    averaging = AverageGenerator(ema) if ema is not None else None  # a bad decay: refused now
     device = torch.device(device) if device is not None else next(G.parameters()).device
     speed = speed or SpeedOptions()
     state = _start(G, D, loader, epochs, objective, opt_g, opt_d, lr_schedule, device, run_dir,
-                   seed, max_steps, settings, speed)
-    state.callbacks = _with_defaults(callbacks, run_dir, progress)
+                   seed, max_steps, settings, speed, ema)
+    state.callbacks = _with_defaults(callbacks, run_dir, progress, averaging)
     with RunLock(run_dir) if run_dir is not None else nullcontext():  # one run per folder
         if resume:
             _restore(state, _checkpoint_of(run_dir) if resume is True else Path(resume))
@@ -256,7 +264,8 @@ def _start(G: nn.Module, D: nn.Module, loader: Iterable, epochs: int,
            objective: Objective | None, opt_g: torch.optim.Optimizer | None,
            opt_d: torch.optim.Optimizer | None, lr_schedule: str | None, device: torch.device,
            run_dir: str | os.PathLike[str] | None, seed: int | None, max_steps: int | None,
-           settings: dict[str, Any] | None, speed: SpeedOptions) -> TrainState:
+           settings: dict[str, Any] | None, speed: SpeedOptions,
+           ema: float | None = None) -> TrainState:
     """Set up a run: networks on the device in training mode, optimizers, the step budget, the
     learning-rate schedule, the seeded fixed noise for the grids, and the run's record."""
     if run_dir is not None:
@@ -287,6 +296,7 @@ def _start(G: nn.Module, D: nn.Module, loader: Iterable, epochs: int,
                            "steps_per_epoch": steps_per_epoch, "lr_schedule": lr_schedule,
                            # the schedule spans the whole run: another length is another run
                            "lr_schedule_steps": total if lr_schedule else None,
+                           "ema": ema,  # another decay averages differently: another run
                            **_optimizer_settings(opt_g, opt_d), **(settings or {})}}
     state = TrainState(G, D, opt_g, opt_d, objective, loader, device, fixed_noise, total,
                        steps_per_epoch, record, run_dir=Path(run_dir) if run_dir else None,
@@ -323,10 +333,16 @@ def _schedulers(lr_schedule: str | None, optimizers: Sequence[torch.optim.Optimi
     raise UsageError(f"Unknown lr_schedule {lr_schedule!r}: use None or 'linear'.")
 
 
-def _with_defaults(callbacks: Sequence[Callback], run_dir: Any, progress: bool) -> list[Callback]:
-    """The progress bar and grid saver first, the given callbacks, the checkpointer last (so a
-    checkpoint holds what the other callbacks added)."""
-    first: list[Callback] = [ProgressBar()] if progress else []
+def _with_defaults(callbacks: Sequence[Callback], run_dir: Any, progress: bool,
+                   averaging: AverageGenerator | None = None) -> list[Callback]:
+    """The moving average of G (so every other callback sees this step's), the progress bar and
+    grid saver first, the given callbacks, the checkpointer last (so a checkpoint holds what the
+    other callbacks added)."""
+    if any(isinstance(cb, AverageGenerator) for cb in callbacks):
+        raise UsageError("Pass fit(ema=DECAY) rather than an AverageGenerator callback: fit puts "
+                         "it before the other callbacks and records its decay with the run.")
+    first: list[Callback] = [averaging] if averaging is not None else []
+    first += [ProgressBar()] if progress else []
     keys = [cb.state_key for cb in callbacks if type(cb).state_dict is not Callback.state_dict]
     if len(keys) != len(set(keys)):
         raise UsageError(f"Two callbacks keep their state under one name ({sorted(keys)}): give "
@@ -342,9 +358,8 @@ def _step_options(state: TrainState, labels: torch.Tensor) -> dict[str, Any]:
     options: dict[str, Any] = {}
     if state.num_classes:
         options["labels"] = labels.to(state.device, non_blocking=True)
-    n_critic = getattr(state.objective, "n_critic", 1)
-    if n_critic > 1:
-        options["update_g"] = (state.step + 1) % n_critic == 0
+    if getattr(state.objective, "n_critic", 1) > 1:
+        options["update_g"] = state.updates_g(state.step + 1)
     return options
 
 
@@ -448,6 +463,7 @@ def _finish(state: TrainState, stats: StepStats) -> History:
         except Exception as err:  # noqa: BLE001 - raised below, after the others have run
             state.error = state.error or err
     state.history.stop_reason = state.stop_reason
+    state.history.G_ema = state.G_ema
     if not isinstance(state.error, NonFiniteLossError):
         state.history.samples = state.samples()
     if state.error is not None:

@@ -1,14 +1,18 @@
-"""The time-to-quality benchmark's parts: its classic baseline (gan_helpers.baseline) trains
-exactly as the classic tutorials' loop, its clock leaves the weight copies out, and the
-time-to-reach figure. (The benchmark end to end: tests/test_evaluation.py.)"""
+"""The time-to-quality benchmark: its classic baseline (gan_helpers.baseline) trains exactly as
+the classic tutorials' loop, its clock leaves the weight copies out, the EMA configuration is
+scored by the average, the figures over seeds, its options, and a `--quick` run end to end."""
 
 from __future__ import annotations
 
+import json
+import math
+import statistics
 import types
 
 import pytest
 import torch
 from conftest import tiny_loader
+from PIL import Image
 from torch import nn
 
 from benchmarks import bench_time_to_quality as bench
@@ -111,3 +115,111 @@ def test_time_to_reach_gives_the_first_time_at_or_below_the_target_and_the_one_b
     assert bench.time_to_reach(curve, 5.0) == (20.0, 10.0)
     assert bench.time_to_reach(curve, 9.5) == (10.0, 0.0)
     assert bench.time_to_reach(curve, 1.0) == (None, 30.0)
+
+
+@pytest.mark.parametrize("ema", [None, 0.999])
+def test_project_snapshots_are_of_the_generator_that_samples(ema):
+    """With EMA, the snapshots (so the scores) are the average's weights, not G's."""
+    G, snapshots = bench.train_project("mlp", tiny_loader(), [1e-6], torch.device("cpu"),
+                                       seed=0, ema=ema)
+    taken = snapshots.taken[-1]
+    assert taken["step"] == 1  # the budget is used after the first step: G is as snapshotted
+    same = all(torch.equal(v, taken["weights"][k]) for k, v in G.state_dict().items())
+    assert same == (ema is None)
+
+
+def test_summary_gives_the_mean_and_range_over_seeds_and_reaches_on_the_mean_curve():
+    runs = [{"curve": [{"time": 1.0, "fid": 10.0, "coverage": 8, "classes": 10},
+                       {"time": 2.0, "fid": 6.0, "coverage": 9, "classes": 10}],
+             "steps": 20, "time_to_target": None},
+            {"curve": [{"time": 1.0, "fid": 14.0, "coverage": 7, "classes": 10},
+                       {"time": 2.0, "fid": 4.0, "coverage": 10, "classes": 10}],
+             "steps": 30, "time_to_target": 2.0}]
+    summary = bench.summarize(runs, target=5.5)
+    assert summary["curve"] == [
+        {"time": 1.0, "fid_mean": 12.0, "fid_min": 10.0, "fid_max": 14.0,
+         "fid_std": pytest.approx(statistics.stdev([10.0, 14.0]))},
+        {"time": 2.0, "fid_mean": 5.0, "fid_min": 4.0, "fid_max": 6.0,
+         "fid_std": pytest.approx(statistics.stdev([6.0, 4.0]))}]
+    assert (summary["time_to_target"], summary["previous_time"]) == (2.0, 1.0)  # mean 5 <= 5.5
+    assert summary["seeds_reaching_target"] == 1
+    assert summary["coverage_at_end"] == {"mean": 9.5, "min": 9, "max": 10,
+                                          "std": pytest.approx(math.sqrt(0.5))}
+    assert summary["steps"]["mean"] == 25 and summary["classes"] == 10
+    assert "time_to_target" not in bench.summarize(runs, target=None)
+    assert bench.spread([3.0])["std"] == 0.0
+
+
+def test_options_full_quick_and_configs(capsys):
+    full = bench.parse_args([])
+    assert full.configs == ["classic", "mlp", "dcgan", "dcgan-ema"] and full.seeds == 3
+    assert full.budget == 300 and full.times == [30, 60, 120, 300] and full.samples == 5000
+    quick = bench.parse_args(["--quick"])
+    assert (quick.budget, quick.times, quick.seeds, quick.samples) == (0.5, [0.25, 0.5], 2, 100)
+    assert quick.classifier_limit == 256 and quick.classifier_epochs == 1
+    mixed = bench.parse_args(["--quick", "--seeds", "1", "--budget", "2",
+                              "--configs", "dcgan-ema, dcgan,dcgan-ema"])
+    assert (mixed.seeds, mixed.budget, mixed.times) == (1, 2, [1.0, 2.0])  # the options win
+    assert mixed.configs == ["dcgan-ema", "dcgan"]
+    for args, message in ((["--configs", "dcgan,gan"], "unknown configuration gan: pick from "
+                                                       "classic, mlp, dcgan, dcgan-ema"),
+                          (["--seeds", "0"], "--seeds must be at least 1")):
+        with pytest.raises(SystemExit) as exit_:
+            bench.parse_args(args)
+        assert exit_.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_quick_run_writes_every_number_and_the_plot(tiny_data, tmp_path, capsys):
+    out = tmp_path / "bench"
+    results = bench.main(["--quick", "--out", str(out)])
+    assert json.loads((out / "results.json").read_text()) == results  # every number, as JSON
+    assert list(results["models"]) == ["classic MLP (baseline)", "MLP GAN", "DCGAN",
+                                       "DCGAN + EMA"]
+    assert results["seeds"] == [0, 1] and results["ema_decay"] == bench.EMA_DECAY
+    for model in results["models"].values():
+        runs = model["runs"]
+        assert [run["seed"] for run in runs] == [0, 1]
+        for run in runs:
+            assert [p["time"] for p in run["curve"]] == [0.25, 0.5]
+            assert all(math.isfinite(p["fid"]) and p["step"] >= 1 for p in run["curve"])
+        for i, point in enumerate(model["summary"]["curve"]):
+            fids = [run["curve"][i]["fid"] for run in runs]
+            assert point["fid_mean"] == pytest.approx(sum(fids) / 2)
+            assert point["fid_min"] == min(fids) <= point["fid_mean"] <= max(fids)
+            assert point["fid_max"] == max(fids)
+        assert [p["time"] for p in model["table"]] == [0.25, 0.5]
+        assert 1 <= model["summary"]["coverage_at_end"]["mean"] <= 10
+    baseline = results["models"]["classic MLP (baseline)"]["runs"]
+    assert results["target"] == pytest.approx(sum(r["curve"][-1]["fid"] for r in baseline) / 2)
+
+    plot = Image.open(out / "fid_over_time.png")
+    assert plot.format == "PNG" and plot.width >= 600 and plot.height >= 300
+    colours = plot.convert("RGB").getcolors(maxcolors=1_000_000)
+    assert colours is not None and len(colours) > 10  # lines and bands were drawn
+    printed = capsys.readouterr().out
+    assert "DCGAN + EMA" in printed and "time to reach" in printed
+    assert "Mean over 2 seeds" in printed and str(out / "results.json") in printed
+
+
+def test_without_the_baseline_there_is_no_time_to_reach(tiny_data, tmp_path, capsys):
+    results = bench.main(["--quick", "--seeds", "1", "--configs", "dcgan-ema",
+                          "--out", str(tmp_path)])
+    assert list(results["models"]) == ["DCGAN + EMA"] and results["target"] is None
+    assert results["best"] is None and not results["target_met"]
+    assert "needs the classic baseline" in capsys.readouterr().out
+    assert (tmp_path / "fid_over_time.png").exists()
+
+
+def test_each_configuration_trains_its_model_with_or_without_ema(monkeypatch):
+    calls = []
+    monkeypatch.setattr(bench, "train_project",
+                        lambda kind, loader, *args, ema=None: calls.append((kind, loader.seed,
+                                                                            ema)))
+    loader = tiny_loader()
+    train = bench.trainers(["mlp", "dcgan", "dcgan-ema"], "fashion-mnist", loader, [1.0],
+                           torch.device("cpu"), batch_size=32)
+    assert list(train) == ["MLP GAN", "DCGAN", "DCGAN + EMA"]
+    for trainer in train.values():
+        trainer(2)
+    assert calls == [("mlp", 2, None), ("dcgan", 2, None), ("dcgan", 2, bench.EMA_DECAY)]
+    assert loader.seed == 0  # each seed's loader is a copy: the same images, its own order

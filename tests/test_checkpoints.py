@@ -1,5 +1,6 @@
-"""Checkpoints that describe themselves: the run record, refusals, rebuilding a generator, a
-checkpoint that is always of a whole step, and callbacks' own state across resume."""
+"""Checkpoints that describe themselves: the run record, refusals, rebuilding a generator (or the
+moving average of its weights), a checkpoint that is always of a whole step, and callbacks' own
+state across resume."""
 
 from __future__ import annotations
 
@@ -10,14 +11,18 @@ from conftest import StopAt, small_gan, tiny_loader
 from gan_helpers import models
 from gan_helpers.callbacks import Callback
 from gan_helpers.checkpoints import (
+    AVERAGE_KEY,
     CheckpointError,
     CheckpointWriteError,
     RunMismatchError,
+    averaged_weights,
     load_checkpoint,
     load_generator,
     save_checkpoint,
 )
 from gan_helpers.errors import UsageError
+from gan_helpers.evaluation import EvaluateEvery
+from gan_helpers.metrics import Scores
 from gan_helpers.objectives import HingeObjective
 from gan_helpers.run_folder import RunFiles
 from gan_helpers.training import AnnealNoise, SpeedOptions, fit, train_step
@@ -263,3 +268,80 @@ def test_speed_options_choose_fused_adam(tmp_path):
         fit(G, D, tiny_loader(), epochs=1, max_steps=1, progress=False, callbacks=[grab],
             speed=SpeedOptions(fused_adam=fused))
     assert seen == [True, None]  # None: the CPU's default, not fused
+
+
+# ----------------------------------------------------------------------------- moving average
+
+
+def same_weights(a: torch.nn.Module | dict, b: torch.nn.Module | dict) -> bool:
+    a, b = (m.state_dict() if isinstance(m, torch.nn.Module) else m for m in (a, b))
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_load_generator_gives_the_average_unless_asked_for_the_raw_weights(tmp_path):
+    G, D = small_gan("dcgan")
+    history = fit(G, D, tiny_loader(), epochs=1, run_dir=tmp_path, ema=0.9, progress=False)
+    loaded, ckpt = load_generator(tmp_path)
+    assert ckpt["averaged"] and not loaded.training
+    assert same_weights(loaded, history.G_ema) and not same_weights(loaded, G)
+    assert same_weights(averaged_weights(ckpt), history.G_ema)
+    raw, ckpt = load_generator(tmp_path, averaged=False)
+    assert not ckpt["averaged"] and same_weights(raw, G)
+
+
+def test_checkpoints_without_an_average_load_and_resume_as_before(tmp_path):
+    # a checkpoint as load_generator's callers wrote them before: no callbacks at all
+    G, _ = small_gan("mlp")
+    save_checkpoint({"format": "gan-helpers-checkpoint/2", "G": G.state_dict(), "step": 3,
+                     "run": {"dataset": "mnist", "G": models.describe(G)}},
+                    tmp_path / "bare" / "checkpoint.pt")
+    loaded, ckpt = load_generator(tmp_path / "bare")
+    assert not ckpt["averaged"] and same_weights(loaded, G)
+    assert averaged_weights(ckpt) is None
+
+    # a run written before the moving average existed: its settings lack "ema"
+    run = tmp_path / "old"
+    G, D = small_gan("mlp")
+    fit(G, D, tiny_loader(), epochs=1, run_dir=run, progress=False)
+    path = RunFiles(run).checkpoint
+    old = load_checkpoint(path)
+    del old["run"]["settings"]["ema"]
+    save_checkpoint(old, path)
+    loaded, ckpt = load_generator(run)
+    assert not ckpt["averaged"] and same_weights(loaded, G)
+    G, D = small_gan("mlp", seed=5)
+    history = fit(G, D, tiny_loader(), epochs=2, run_dir=run, resume=True, progress=False)
+    assert len(history["loss_d"]) == 16 and history.G_ema is None
+    assert AVERAGE_KEY not in load_checkpoint(path)["callbacks"]
+
+
+class ScriptedEvaluator:
+    """Stands in for an `Evaluator`: scripted FIDs, and a copy of every generator it scores."""
+
+    def __init__(self, fids: list[float]) -> None:
+        self.fids, self.scored = iter(fids), []
+
+    def test_stats(self) -> None:
+        pass
+
+    def score_generator(self, G, n, **kwargs) -> Scores:
+        self.scored.append((G, {k: v.clone() for k, v in G.state_dict().items()}))
+        return Scores(next(self.fids), 1.0, 10, 10, 0.5, [0.1] * 10, n)
+
+
+def test_evaluations_and_the_best_checkpoint_are_of_the_average(tmp_path):
+    """Scored after steps 8, 16 and 24 (`every_steps`: the average must be updated before the
+    evaluation of the same step)."""
+    G, D = small_gan("dcgan")
+    evaluator = ScriptedEvaluator([5.0, 3.0, 4.0])
+    callback = EvaluateEvery(evaluator, n=10, keep_best=True, verbose=False, every_steps=8)
+    history = fit(G, D, tiny_loader(), epochs=3, run_dir=tmp_path, ema=0.9, progress=False,
+                  callbacks=[callback])
+    assert [scored for scored, _ in evaluator.scored] == [history.G_ema] * 3
+    assert same_weights(evaluator.scored[2][1], history.G_ema)  # the last step's average
+    best_weights = evaluator.scored[1][1]  # epoch 2's average scored best
+    assert not same_weights(best_weights, evaluator.scored[2][1])
+    best = load_checkpoint(RunFiles(tmp_path).best)
+    assert best["step"] == 16 and same_weights(averaged_weights(best), best_weights)
+    loaded, ckpt = load_generator(tmp_path)  # best.pt, averaged
+    assert ckpt["averaged"] and same_weights(loaded, best_weights)

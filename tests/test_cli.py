@@ -12,7 +12,8 @@ from PIL import Image
 from torchvision import datasets
 
 from gan_helpers.__main__ import main
-from gan_helpers.checkpoints import load_checkpoint
+from gan_helpers.checkpoints import AVERAGE_KEY, load_checkpoint, load_generator
+from gan_helpers.models import generate
 
 
 def test_train_writes_the_whole_run_folder_and_resumes(tiny_data, tmp_path, capsys):
@@ -101,6 +102,8 @@ def test_conditional_model_and_stabilisers_from_the_command_line(tiny_data, tmp_
     (["--device", "cuda:7"], "argument --device"),
     (["--device", "tpu"], "argument --device"),
     (["--resume", "--overwrite"], "pick one"),
+    (["--ema", "1"], "argument --ema: 1 is out of range: it must be at least 0 and at most 0.9999"),
+    (["--ema", "-0.5"], "argument --ema: -0.5 is out of range"),
 ])
 def test_bad_arguments_are_refused_by_the_parser(tmp_path, capsys, args, message):
     if args[:2] == ["--device", "cuda:7"] and torch.cuda.device_count() > 7:
@@ -168,3 +171,36 @@ def test_only_the_projects_errors_lose_their_traceback(tiny_data, tmp_path, monk
     monkeypatch.setattr("gan_helpers.__main__.fit", bug)
     with pytest.raises(ZeroDivisionError):
         main(["train", "--model", "mlp", "--out", str(tmp_path / "run")])
+
+
+def test_ema_from_training_to_samples_and_scores(tiny_data, tmp_path, capsys):
+    """--ema keeps the average in the checkpoint; sample and evaluate use it, --raw does not."""
+    out = tmp_path / "run"
+    assert main(["train", "--model", "dcgan", "--epochs", "1", "--batch-size", "64",
+                 "--out", str(out), "--ema", "0.9"]) == 0
+    assert "moving average of G's weights (decay 0.9)" in capsys.readouterr().out
+    ckpt = load_checkpoint(out / "checkpoint.pt")
+    assert ckpt["run"]["settings"]["ema"] == 0.9
+    assert ckpt["callbacks"][AVERAGE_KEY]["updates"] == 4  # 256 images, 64 a step
+
+    averaged, _ = load_generator(out)
+    raw, _ = load_generator(out, averaged=False)
+    z = torch.randn(6, 100, generator=torch.Generator().manual_seed(0))  # sample's noise
+    for flags, G in (([], averaged), (["--raw"], raw)):
+        assert main(["sample", str(out), "--n", "6", "--out", str(tmp_path / "s.pt"),
+                     *flags]) == 0
+        assert torch.equal(torch.load(tmp_path / "s.pt"), generate(G, z))
+    assert not torch.equal(generate(averaged, z), generate(raw, z))
+    said = capsys.readouterr().out
+    assert "(step 4, moving average) ->" in said and "(step 4) ->" in said
+
+    assert main(["evaluate", str(out), "--n", "64"]) == 0
+    assert "checkpoint.pt (step 4, moving average)" in capsys.readouterr().out
+
+    # resuming under another decay is another run
+    assert main(["train", "--model", "dcgan", "--epochs", "2", "--batch-size", "64",
+                 "--out", str(out), "--resume", "--ema", "0.99"]) == 2
+    assert "ema was 0.9, now 0.99" in capsys.readouterr().err
+    assert main(["train", "--model", "dcgan", "--epochs", "2", "--batch-size", "64",
+                 "--out", str(out), "--resume", "--ema", "0.9"]) == 0
+    assert load_checkpoint(out / "checkpoint.pt")["callbacks"][AVERAGE_KEY]["updates"] == 8

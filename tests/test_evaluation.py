@@ -1,5 +1,5 @@
-"""The evaluation module: the metrics on known inputs, the classifier's cache, the callback, and
-the time-to-quality benchmark end to end on a tiny dataset."""
+"""The evaluation module: the metrics on known inputs, the classifier's cache and the callback.
+(The time-to-quality benchmark end to end: tests/test_bench_time_to_quality.py.)"""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ import pytest
 import torch
 from conftest import small_conditional_g, small_gan
 
-from benchmarks import bench_time_to_quality
 from gan_helpers import classifier, config, evaluation, metrics, models
 from gan_helpers.checkpoints import load_checkpoint
 from gan_helpers.data import make_loader
@@ -246,19 +245,7 @@ def test_conditional_accuracy_asks_for_every_class(evaluator):
         evaluator.conditional_accuracy(models.MLPGenerator(latent_dim=8, hidden=(16,)), n=10)
 
 
-# ----------------------------------------------------------------------------- the benchmark
-
-
-def test_benchmark_runs_end_to_end_with_a_tiny_setting(tiny_data, capsys):
-    results = bench_time_to_quality.main(["--budget", "1", "--times", "0.5,1", "--samples", "100",
-                                          "--classifier-epochs", "1", "--classifier-limit", "256",
-                                          "--batch-size", "64"])
-    assert set(results["models"]) == {"classic MLP (baseline)", "MLP GAN", "DCGAN"}
-    for run in results["models"].values():
-        assert [p["time"] for p in run["table"]] == [0.5, 1.0]
-        assert all(math.isfinite(p["fid"]) for p in run["table"])
-    out = capsys.readouterr().out
-    assert "classic MLP (baseline)" in out and "time to reach" in out and "noise" in out
+# ----------------------------------------------------------------------------- the command line
 
 
 def test_cli_evaluates_writes_metrics_and_keeps_the_best(tiny_data, tmp_path, capsys):

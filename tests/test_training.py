@@ -1,4 +1,5 @@
-"""The adversarial step, the fit loop, checkpoints and exact resume."""
+"""The adversarial step, the fit loop, checkpoints and exact resume, and the moving average of
+the generator's weights."""
 
 from __future__ import annotations
 
@@ -13,11 +14,20 @@ import torch
 from conftest import StopAt, small_gan, tiny_loader
 
 from gan_helpers.baseline import ClassicBCE, classic_step
-from gan_helpers.checkpoints import CheckpointError, RunMismatchError, load_checkpoint
-from gan_helpers.objectives import BCEObjective
+from gan_helpers.callbacks import ema_decay
+from gan_helpers.checkpoints import (
+    AVERAGE_KEY,
+    CheckpointError,
+    RunMismatchError,
+    load_checkpoint,
+)
+from gan_helpers.errors import UsageError
+from gan_helpers.models import generate
+from gan_helpers.objectives import BCEObjective, WGANGPObjective
 from gan_helpers.run_folder import RunFiles
 from gan_helpers.training import (
     STATS,
+    AverageGenerator,
     Callback,
     NonFiniteLossError,
     SpeedOptions,
@@ -129,13 +139,14 @@ def test_linear_schedule_decays_to_zero(tmp_path):
     assert opt_g.param_groups[0]["lr"] == 0.0
 
 
-def run_pieces(kind, tmp_path, stops):
-    """Train 3 epochs of 8 steps, stopping (and resuming in new objects) after each of `stops`."""
+def run_pieces(kind, tmp_path, stops, **kwargs):
+    """Train 3 epochs of 8 steps, stopping (and resuming in new objects) after each of `stops`;
+    `kwargs` go to every `fit`."""
     run = tmp_path / f"{kind}-{'-'.join(map(str, stops)) or 'straight'}"
     for i, stop in enumerate([*stops, None]):
         G, D = small_gan(kind, seed=100 + i)  # fresh weights: the checkpoint must restore them
         history = fit(G, D, tiny_loader(), epochs=3, run_dir=run, max_steps=stop, resume=i > 0,
-                      progress=False)
+                      progress=False, **kwargs)
     return G, D, history, load_checkpoint(run / "checkpoint.pt")
 
 
@@ -470,3 +481,132 @@ def test_training_with_a_run_folder_loads_no_plotting_or_widget_library(tmp_path
     assert result.stdout.strip().splitlines()[-1] == "[]"
     assert (tmp_path / "grids" / "epoch_001.png").exists()
     assert (tmp_path / "final.png").exists() and (tmp_path / "checkpoint.pt").exists()
+
+
+# ----------------------------------------------------------------------------- moving average
+
+
+class RecordG(Callback):
+    """Records copies of G's parameters (first as they start, then after every step), and of
+    the moving average's after every step."""
+
+    def __init__(self) -> None:
+        self.G: list[dict[str, torch.Tensor]] = []
+        self.average: list[dict[str, torch.Tensor]] = []
+
+    def on_fit_start(self, state) -> None:
+        self.G.append(params(state.G))
+
+    def on_step_end(self, state) -> None:
+        self.G.append(params(state.G))
+        self.average.append(params(state.G_ema))
+
+
+def test_ema_decay_warms_up_from_a_tenth_to_the_decay():
+    assert ema_decay(0.999, 0) == pytest.approx(0.1)  # the random start is mostly forgotten
+    assert ema_decay(0.999, 8) == pytest.approx(0.5)
+    assert ema_decay(0.999, 100) == pytest.approx(101 / 110)
+    assert ema_decay(0.999, 10_000) == 0.999  # (1 + t) / (10 + t) is above the decay by now
+    assert ema_decay(0.9, 100) == 0.9
+    assert ema_decay(0.0, 0) == ema_decay(0.0, 50) == 0.0
+    warm_up = [ema_decay(0.99, t) for t in range(2000)]
+    assert warm_up == sorted(warm_up) and warm_up[-1] == 0.99
+
+
+def test_ema_with_decay_0_is_the_generator_itself():
+    G, D = small_gan("dcgan")  # BatchNorm: its running statistics are buffers
+    history = fit(G, D, tiny_loader(), epochs=1, ema=0.0, progress=False)
+    average = history.G_ema
+    assert average is not G and not average.training and G.training
+    assert not any(p.requires_grad for p in average.parameters())
+    for (name, a), b in zip(average.state_dict().items(), G.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+
+
+def test_ema_is_the_warmed_up_average_of_the_generators_steps(tmp_path):
+    """The average after each step, recomputed in float64 from G's weights at every step: the
+    formula, a convex combination (so within G's range over the run), and not G itself."""
+    G, D = small_gan("dcgan")
+    record = RecordG()
+    history = fit(G, D, tiny_loader(), epochs=1, ema=0.9, progress=False, run_dir=tmp_path,
+                  callbacks=[record])
+    expected = {k: v.double() for k, v in record.G[0].items()}
+    for t, (after, average) in enumerate(zip(record.G[1:], record.average, strict=True)):
+        d = min(0.9, (1 + t) / (10 + t))
+        expected = {k: d * expected[k] + (1 - d) * after[k].double() for k in expected}
+        for name, value in average.items():
+            assert torch.allclose(value.double(), expected[name], atol=1e-6), (t, name)
+    final = params(history.G_ema)
+    assert changed(record.average[-1], history.G_ema) == set()  # the last step's average
+    trajectory = {k: torch.stack([g[k] for g in record.G]) for k in final}
+    for name, value in final.items():
+        assert (value >= trajectory[name].amin(0) - 1e-7).all(), name
+        assert (value <= trajectory[name].amax(0) + 1e-7).all(), name
+    assert changed(final, G) == set(final)  # averaged: every parameter differs from G's
+    for name, buffer in history.G_ema.named_buffers():  # copied, not averaged
+        assert torch.equal(buffer, dict(G.named_buffers())[name]), name
+
+    # the samples and the final grid are the average's
+    ckpt = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert torch.equal(history.samples, generate(history.G_ema, ckpt["fixed_noise"]))
+    assert not torch.equal(history.samples, generate(G, ckpt["fixed_noise"]))
+    saved = ckpt["callbacks"][AVERAGE_KEY]
+    assert saved["updates"] == 8 and saved["decay"] == 0.9
+    assert ckpt["run"]["settings"]["ema"] == 0.9
+    for name, value in history.G_ema.state_dict().items():
+        assert torch.equal(saved["weights"][name], value), name
+
+
+def test_ema_updates_only_on_the_steps_that_update_the_generator():
+    """WGAN-GP trains its critic n_critic times per G update: the average moves with G only."""
+    G, D = small_gan("mlp")
+    record = RecordG()
+    fit(G, D, tiny_loader(), epochs=1, objective=WGANGPObjective(n_critic=3), ema=0.5,
+        progress=False, callbacks=[record])
+    def steps_that_moved(states):  # states[0]: before the first step
+        return [i for i in range(1, len(states))
+                if any(not torch.equal(states[i][k], states[i - 1][k]) for k in states[i])]
+
+    assert steps_that_moved(record.G) == [3, 6]  # G learns on every third step
+    assert steps_that_moved([record.G[0], *record.average]) == [3, 6]  # and so does the average
+
+
+def test_without_ema_nothing_is_averaged_or_saved(tmp_path):
+    G, D = small_gan()
+    history = fit(G, D, tiny_loader(), epochs=1, progress=False, run_dir=tmp_path)
+    assert history.G_ema is None
+    ckpt = load_checkpoint(tmp_path / "checkpoint.pt")
+    assert AVERAGE_KEY not in ckpt["callbacks"] and ckpt["run"]["settings"]["ema"] is None
+    assert torch.equal(history.samples, generate(G, ckpt["fixed_noise"]))
+
+
+def test_ema_is_asked_for_with_a_decay_below_1():
+    G, D = small_gan()
+    for decay in (1.0, -0.1, 1.5):
+        with pytest.raises(ValueError, match="at least 0 and below 1"):
+            fit(G, D, tiny_loader(), ema=decay, progress=False)
+    with pytest.raises(UsageError, match=r"fit\(ema=DECAY\)"):
+        fit(G, D, tiny_loader(), callbacks=[AverageGenerator(0.9)], progress=False)
+
+
+@pytest.mark.parametrize("kind", ["mlp", "dcgan"])
+def test_ema_resume_continues_bitwise_exactly(kind, tmp_path):
+    """A run stopped twice mid-epoch and resumed ends with the same averaged weights, bit for
+    bit, as one run straight through; so does the count of updates."""
+    G1, _, h1, c1 = run_pieces(kind, tmp_path, [], ema=0.9)
+    G2, _, h2, c2 = run_pieces(kind, tmp_path, [5, 13], ema=0.9)
+    for a, b in ((h1.G_ema, h2.G_ema), (G1, G2)):
+        for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
+            assert torch.equal(x, y), name
+    assert c1["callbacks"][AVERAGE_KEY]["updates"] == c2["callbacks"][AVERAGE_KEY]["updates"] == 24
+    assert torch.equal(h1.samples, h2.samples)
+    assert changed(params(h2.G_ema), G2)  # the average, not a copy of G
+
+
+def test_resume_with_another_decay_is_refused(tmp_path):
+    G, D = small_gan()
+    fit(G, D, tiny_loader(), epochs=1, run_dir=tmp_path, ema=0.9, progress=False)
+    for other, shown in ((0.99, "ema was 0.9, now 0.99"), (None, "ema was 0.9, now None")):
+        with pytest.raises(RunMismatchError, match=shown):
+            fit(G, D, tiny_loader(), epochs=2, run_dir=tmp_path, ema=other, resume=True,
+                progress=False)
