@@ -1,6 +1,6 @@
-"""Benchmark: time to quality. The classic-tutorial MLP GAN against this project's MLP GAN, DCGAN
-and DCGAN with a moving average of its generator's weights, each trained for the same wall-clock
-budget with several seeds, scored by the classifier FID over time.
+"""Benchmark: time to quality. The classic-tutorial MLP GAN against this project's GANs and
+recipes, each trained for the same wall-clock budget with several seeds, scored by the classifier
+FID over time.
 
 * classic baseline (`classic`): the MLP GAN as the classic tutorials write it
   (`gan_helpers.baseline`), in its own short loop below: torchvision dataset +
@@ -9,10 +9,17 @@ budget with several seeds, scored by the classifier FID over time.
   (`ClassicBCE`), Adam 2e-4 / (0.5, 0.999), and the generator run twice per iteration (once for
   the discriminator's step, once more on new noise for its own:
   `classic_step(..., fresh_noise=True)`);
-* MLP GAN (`mlp`) and DCGAN (`dcgan`): `gan_helpers.models` trained by `gan_helpers.training.fit`
-  on the fast loader (logits + `BCEWithLogitsLoss`, one batch of fakes per step);
+* MLP GAN (`mlp`) and DCGAN (`dcgan`, the DCGAN paper's recipe: 64 channels, batches of 128,
+  Adam 2e-4): `gan_helpers.models` trained by `gan_helpers.training.fit` on the fast loader
+  (logits + `BCEWithLogitsLoss`, one batch of fakes per step);
 * DCGAN + EMA (`dcgan-ema`): the same DCGAN, trained with `fit(ema=EMA_DECAY)` and scored by
-  the moving average of its generator's weights (updating the average counts as training time).
+  the moving average of its generator's weights (updating the average counts as training time);
+* DCGAN, tuned (`tuned`): `gan_helpers.recipes.TUNED`, the command line's default on a CPU
+  (32 channels, batches of 64, Adam 4e-4); `tuned-ema` scores the moving average of its
+  generator's weights (decay `EMA_DECAY`); `tuned-bf16` and `tuned-ema-bf16` train with
+  `SpeedOptions(amp="auto")`, bfloat16 autocast where the CPU or GPU has native bf16 (the JSON's
+  `bf16` says whether it was on); `tuned-ttur` trains G four times slower than D (Adam 1e-4
+  against 4e-4: Heusel et al.'s two time-scale update rule).
 
 Each configuration runs with the seeds 0 to `--seeds` - 1 (one seed's runs of every configuration
 after another's, so a change in the machine's load falls on all of them alike). The clock
@@ -24,10 +31,12 @@ the noise seeded by the run's seed). The table gives, over the seeds, the mean F
 needs to reach the baseline's mean FID at the end of the budget (measured on the grid `--grid`
 plus `--times`), with how many seeds reach it; and the classes covered at the end.
 `--out` receives `results.json` (every number) and `fid_over_time.png` (mean FID against seconds,
-with a band from the lowest to the highest seed).
+with a band from the lowest to the highest seed). `--combine` makes one table, JSON and plot of
+the configurations of earlier runs measured alike (a configuration added later, for example).
 
-    python benchmarks/bench_time_to_quality.py --dataset fashion-mnist          # ~70 minutes
-    python benchmarks/bench_time_to_quality.py --configs dcgan,dcgan-ema --seeds 5
+    python benchmarks/bench_time_to_quality.py --dataset fashion-mnist          # ~2.5 hours
+    python benchmarks/bench_time_to_quality.py --configs classic,dcgan,tuned --seeds 5
+    python benchmarks/bench_time_to_quality.py --combine A/results.json B/results.json --out C
     python benchmarks/bench_time_to_quality.py --budget 60 --times 15,30,60     # a quick look
     python benchmarks/bench_time_to_quality.py --quick                          # seconds: a check
 """
@@ -36,6 +45,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import json
 import math
 import os
@@ -53,16 +63,42 @@ from gan_helpers.classifier import EPOCHS as CLASSIFIER_EPOCHS
 from gan_helpers.classifier import load_classifier
 from gan_helpers.evaluation import Evaluator
 from gan_helpers.metrics import N_SAMPLES
-from gan_helpers.models import build_gan
+from gan_helpers.recipes import TUNED, TUNED_BATCH_SIZE, Recipe
 from gan_helpers.timing import Stopwatch
-from gan_helpers.training import Callback, TrainState, fit
+from gan_helpers.training import Callback, SpeedOptions, TrainState, fit
 
 BASELINE = "classic MLP (baseline)"
-CONFIGS = {"classic": BASELINE, "mlp": "MLP GAN", "dcgan": "DCGAN", "dcgan-ema": "DCGAN + EMA"}
-"""The configurations `--configs` picks from (its names), and their names in the results."""
 EMA_DECAY = 0.999
-"""The moving average's decay for "DCGAN + EMA" (ProGAN's; its warm-up, `ema_decay`, makes it
-follow the generator closely over the first few thousand steps, which is all a short run has)."""
+"""The moving average's decay for the "+ EMA" configurations (ProGAN's; its warm-up,
+`ema_decay`, makes it follow the generator closely over the first few thousand steps)."""
+TUNED_EMA = dataclasses.replace(TUNED, ema=EMA_DECAY)
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """One configuration: its name in the results, the recipe `fit` trains (None: the classic
+    tutorial's own loop), its batch size (None: `--batch-size`) and `SpeedOptions.amp`."""
+
+    name: str
+    recipe: Recipe | None
+    batch_size: int | None = None
+    amp: str | None = None
+
+
+CONFIGS = {
+    "classic": Config(BASELINE, None),
+    "mlp": Config("MLP GAN", Recipe(model="mlp")),
+    "dcgan": Config("DCGAN", Recipe()),
+    "dcgan-ema": Config("DCGAN + EMA", Recipe(ema=EMA_DECAY)),
+    "tuned": Config("DCGAN, tuned", TUNED, batch_size=TUNED_BATCH_SIZE),
+    "tuned-ema": Config("DCGAN, tuned + EMA", TUNED_EMA, batch_size=TUNED_BATCH_SIZE),
+    "tuned-bf16": Config("DCGAN, tuned, bf16", TUNED, batch_size=TUNED_BATCH_SIZE, amp="auto"),
+    "tuned-ema-bf16": Config("DCGAN, tuned + EMA, bf16", TUNED_EMA, batch_size=TUNED_BATCH_SIZE,
+                             amp="auto"),
+    "tuned-ttur": Config("DCGAN, tuned, TTUR", dataclasses.replace(TUNED, lr_g=1e-4),
+                         batch_size=TUNED_BATCH_SIZE),
+}
+"""The configurations `--configs` picks from, by name."""
 DEFAULT_TIMES = (30.0, 60.0, 120.0, 300.0)
 DEFAULT_GRID = (10.0, 20.0, 45.0, 90.0, 180.0, 240.0)
 FULL = {"budget": 300.0, "seeds": 3, "samples": N_SAMPLES, "batch_size": 128,
@@ -139,40 +175,55 @@ def train_classic(dataset: str, times: list[float], device: torch.device, seed: 
                 return generator, snapshots
 
 
-def train_project(kind: str, loader: data.TensorLoader, times: list[float],
+def train_project(recipe: Recipe, loader: data.TensorLoader, times: list[float],
                   device: torch.device, seed: int,
-                  ema: float | None = None) -> tuple[nn.Module, Snapshots]:
-    """This project's `kind` GAN trained by `fit` on the fast loader until the budget is used;
-    with `ema`, the snapshots are of the moving average of its generator's weights."""
+                  amp: str | None = None) -> tuple[nn.Module, Snapshots]:
+    """`recipe` trained by `fit` on the fast loader until the budget is used (`amp`: see
+    `SpeedOptions`); with a moving average (`recipe.ema`), the snapshots are of the average."""
     torch.manual_seed(seed)
-    G, D, _ = build_gan(kind)
+    parts = recipe.build(device)
     budget = WallClockBudget(times)
-    fit(G, D, loader, epochs=1_000_000, device=device, callbacks=[budget], progress=False,
-        seed=seed, ema=ema)
-    return G, budget.snapshots
+    fit(parts.G, parts.D, loader, epochs=1_000_000, objective=parts.objective, opt_g=parts.opt_g,
+        opt_d=parts.opt_d, device=device, callbacks=[*parts.callbacks, budget], progress=False,
+        seed=seed, ema=recipe.ema, speed=SpeedOptions(amp=amp))
+    return parts.G, budget.snapshots
 
 
-def trainers(configs: Sequence[str], dataset: str, loader: data.TensorLoader,
-             times: list[float], device: torch.device,
+def trainers(configs: Sequence[str], dataset: str, times: list[float], device: torch.device,
              batch_size: int) -> dict[str, Callable[[int], tuple[nn.Module, Snapshots]]]:
     """For each configuration picked, its name and a function of the seed that trains it. The
-    project's models share the fast loader's images; its order depends on the seed."""
-    def seeded(seed: int) -> data.TensorLoader:
-        own = copy.copy(loader)  # the same images, another order
+    project's configurations share one fast loader per batch size; its order depends on the
+    seed."""
+    loaders: dict[int, data.TensorLoader] = {}
+
+    def seeded(size: int, seed: int) -> data.TensorLoader:
+        if size not in loaders:
+            loaders[size] = data.make_loader(dataset, batch_size=size, device=device)
+        own = copy.copy(loaders[size])  # the same images, another order
         own.seed, own.epoch = seed, 0
         return own
 
-    every = {
-        "classic": lambda seed: train_classic(dataset, times, device, seed, batch_size),
-        "mlp": lambda seed: train_project("mlp", seeded(seed), times, device, seed),
-        "dcgan": lambda seed: train_project("dcgan", seeded(seed), times, device, seed),
-        "dcgan-ema": lambda seed: train_project("dcgan", seeded(seed), times, device, seed,
-                                                ema=EMA_DECAY),
-    }
-    return {CONFIGS[key]: every[key] for key in configs}
+    def trainer(cfg: Config) -> Callable[[int], tuple[nn.Module, Snapshots]]:
+        size = cfg.batch_size or batch_size
+        if cfg.recipe is None:
+            return lambda seed: train_classic(dataset, times, device, seed, size)
+        return lambda seed: train_project(cfg.recipe, seeded(size, seed), times, device, seed,
+                                          cfg.amp)
+
+    return {CONFIGS[key].name: trainer(CONFIGS[key]) for key in configs}
 
 
 # ----------------------------------------------------------------------------- the options
+
+
+def describe_config(key: str, args: argparse.Namespace, device: torch.device) -> dict:
+    """What a configuration trains with, for the JSON (`bf16`: whether autocast was on)."""
+    cfg = CONFIGS[key]
+    settings = {"batch_size": cfg.batch_size or args.batch_size}
+    if cfg.recipe is not None:
+        settings |= {**cfg.recipe.settings(), "ema": cfg.recipe.ema, "amp": cfg.amp,
+                     "bf16": SpeedOptions(amp=cfg.amp).uses_bf16(device)}
+    return json.loads(json.dumps(settings))  # as the JSON holds them: tuples as lists
 
 
 def parse_times(text: str) -> list[float]:
@@ -220,6 +271,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=None,
                         help="folder for results.json and fid_over_time.png (default: "
                              "runs/DATASET/bench_time_to_quality)")
+    parser.add_argument("--combine", type=Path, nargs="+", default=None, metavar="RESULTS",
+                        help="train nothing: merge the configurations of earlier results.json "
+                             "files (same dataset, budget, times and samples; each "
+                             "configuration in one file only) into one table, JSON and plot")
     parser.add_argument("--quick", action="store_true",
                         help="a check of every code path in seconds: a 0.5-s budget, 2 seeds, "
                              "100 samples, a classifier trained on 256 images for 1 epoch")
@@ -299,12 +354,16 @@ def main(argv: list[str] | None = None) -> dict:
     seeds = list(range(args.seeds))
     out = args.out or config.runs_dir(dataset=dataset) / "bench_time_to_quality"
 
+    if args.combine:
+        results = combine(args.combine)
+        dataset = results["dataset"]
+        out = args.out or config.runs_dir(dataset=dataset) / "bench_time_to_quality"
+        return finish(results, out, data.dataset_info(dataset).title)
     classifier = load_classifier(dataset, epochs=args.classifier_epochs,
                                  limit=args.classifier_limit, device=device)
     evaluator = Evaluator(classifier, dataset, device=device)
     references = evaluator.references(n=args.samples)
-    loader = data.make_loader(dataset, batch_size=args.batch_size, device=device)
-    train = trainers(args.configs, dataset, loader, checkpoints, device, args.batch_size)
+    train = trainers(args.configs, dataset, checkpoints, device, args.batch_size)
 
     results: dict = {"dataset": dataset, "device": str(device),
                      "threads": torch.get_num_threads(), "load_average": load, "budget": budget,
@@ -313,14 +372,21 @@ def main(argv: list[str] | None = None) -> dict:
                      "spread": "min and max over the seeds; std: their sample standard deviation",
                      "classifier_accuracy": classifier.test_accuracy,
                      "references": {k: v.as_dict() for k, v in references.items()},
-                     "models": {CONFIGS[key]: {"config": key, "runs": []}
+                     "models": {CONFIGS[key].name: {"config": key,
+                                                    "settings": describe_config(key, args, device),
+                                                    "runs": []}
                                 for key in args.configs}}
     for seed in seeds:
         for name, trainer in train.items():
             print(f"Training {name}, seed {seed}, for {budget:g} s...", flush=True)
             run = score_run(*trainer(seed), evaluator, args.samples, seed)
             results["models"][name]["runs"].append(run)
+    return finish(results, out, title)
 
+
+def finish(results: dict, out: Path, title: str) -> dict:
+    """From the runs in `results`: the target, each configuration's summary and table, the
+    verdict; then print the table, write the JSON and the plot, and return the figures."""
     target = None
     if BASELINE in results["models"]:
         target = statistics.fmean(r["curve"][-1]["fid"] for r in results["models"][BASELINE]
@@ -331,10 +397,34 @@ def main(argv: list[str] | None = None) -> dict:
             if target is not None:
                 run["time_to_target"], run["previous_time"] = time_to_reach(run["curve"], target)
         model["summary"] = summarize(model["runs"], target)
-        model["table"] = [p for p in model["summary"]["curve"] if p["time"] in args.times]
+        model["table"] = [p for p in model["summary"]["curve"] if p["time"] in results["times"]]
     results["best"], results["target_met"] = verdict(results)
-    print_table(results, args, title, device, load, references)
+    print_table(results, title)
     write_results(results, out, title)
+    return results
+
+
+SAME = ("dataset", "device", "budget", "times", "evaluated_times", "seeds", "samples",
+        "classifier_accuracy")
+"""What the files `--combine` merges must share to be compared."""
+
+
+def combine(paths: Sequence[Path]) -> dict:
+    """The runs of several results.json files as one result (the first file's references; the
+    load averages of all); a file that differs in `SAME`, or a configuration in two files, is
+    refused."""
+    parts = [json.loads(Path(path).read_text()) for path in paths]
+    results = {**parts[0], "combined_from": [str(path) for path in paths],
+               "load_average": ", ".join(part["load_average"] for part in parts), "models": {}}
+    for path, part in zip(paths, parts):
+        for key in SAME:
+            if part[key] != parts[0][key]:
+                raise SystemExit(f"error: {path} has {key} {part[key]!r}, {paths[0]} "
+                                 f"{parts[0][key]!r}: only runs measured alike can be combined")
+        for name, model in part["models"].items():
+            if name in results["models"]:
+                raise SystemExit(f"error: {name} is in more than one of the files")
+            results["models"][name] = {k: model[k] for k in ("config", "settings", "runs")}
     return results
 
 
@@ -357,40 +447,41 @@ def score_run(G: nn.Module, snapshots: Snapshots, evaluator: Evaluator, samples:
 
 
 def verdict(results: dict) -> tuple[str | None, bool]:
-    """This project's configuration whose mean curve reaches the baseline's final FID first, and
-    whether it does so within a fifth of the budget with every class covered by every seed."""
+    """This project's configuration whose mean curve reaches the baseline's final FID first (of
+    those that reach it together: the lowest final mean FID), and whether it does so within a
+    fifth of the budget with every class covered by every seed."""
     candidates = [n for n in results["models"] if n != BASELINE]
     if results["target"] is None or not candidates:
         return None, False
     summaries = {n: results["models"][n]["summary"] for n in candidates}
-    best = min(candidates, key=lambda n: summaries[n]["time_to_target"] or math.inf)
+    best = min(candidates, key=lambda n: (summaries[n]["time_to_target"] or math.inf,
+                                          summaries[n]["curve"][-1]["fid_mean"]))
     summary = summaries[best]
     fast = (summary["time_to_target"] is not None
             and summary["time_to_target"] <= results["budget"] / 5)
     return best, fast and summary["coverage_at_end"]["min"] == summary["classes"]
 
 
-def print_table(results: dict, args: argparse.Namespace, title: str, device: torch.device,
-                load: str, references: dict) -> None:
+def print_table(results: dict, title: str) -> None:
     budget, target, n = results["budget"], results["target"], len(results["seeds"])
     print()
-    print(f"Time to quality on {title}, {device} ({torch.get_num_threads()} threads, load "
-          f"average {load} at the start); classifier FID of {args.samples:,} samples against "
-          f"the test split; evaluation classifier test accuracy "
-          f"{results['classifier_accuracy']:.2%}. Mean over {n} seed{'s' * (n > 1)} "
+    print(f"Time to quality on {title}, {results['device']} ({results['threads']} threads, load "
+          f"average {results['load_average']} at the start); classifier FID of "
+          f"{results['samples']:,} samples against the test split; evaluation classifier test "
+          f"accuracy {results['classifier_accuracy']:.2%}. Mean over {n} seed{'s' * (n > 1)} "
           f"(in brackets: the lowest and the highest).")
-    for name, ref in references.items():
-        print(f"  reference, {name:<21} FID {ref.fid:8.2f} · coverage "
-              f"{ref.coverage}/{ref.classes}")
-    head = "".join(f"{f'{t:g} s':>20}" for t in args.times)
+    for name, ref in results["references"].items():
+        print(f"  reference, {name:<21} FID {ref['fid']:8.2f} · coverage "
+              f"{ref['coverage']}/{ref['classes']}")
+    head = "".join(f"{f'{t:g} s':>24}" for t in results["times"])
     reach = f"time to reach {target:.2f}" if target is not None else "time to reach"
-    print(f"\n{'model':<24}{head}{'steps':>9}   {reach:<38}coverage at end")
+    print(f"\n{'model':<26}{head}{'steps':>9}   {reach:<38}coverage at end")
     for name, model in results["models"].items():
         s = model["summary"]
-        fids = "".join(f"{_with_range(p['fid_mean'], p['fid_min'], p['fid_max']):>20}"
+        fids = "".join(f"{_with_range(p['fid_mean'], p['fid_min'], p['fid_max']):>24}"
                        for p in model["table"])
         cov = s["coverage_at_end"]
-        print(f"{name:<24}{fids}{s['steps']['mean']:>9,.0f}   {_reach(s, budget, n):<38}"
+        print(f"{name:<26}{fids}{s['steps']['mean']:>9,.0f}   {_reach(s, budget, n):<38}"
               f"{cov['mean']:.1f}/{s['classes']} [{cov['min']}–{cov['max']}]")
     if target is None:
         print("\nTime to reach: needs the classic baseline (add classic to --configs).")
@@ -435,6 +526,7 @@ def plot_results(results: dict, path: Path, title: str) -> Path:
     """The mean FID of every configuration against training seconds (log scale), with a band
     from the lowest to the highest seed, the baseline's final mean FID dashed."""
     import matplotlib.pyplot as plt  # only now: training and scoring do without it
+    from matplotlib.ticker import ScalarFormatter
 
     from gan_helpers import viz
 
@@ -454,6 +546,8 @@ def plot_results(results: dict, path: Path, title: str) -> Path:
     ax.set_xlabel("training time (s)")
     ax.set_ylabel("classifier FID (lower is better)")
     ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(ScalarFormatter())  # 40, 100, 400: not 4x10^1
+    ax.yaxis.set_minor_formatter(ScalarFormatter())
     ax.set_xlim(left=0)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)

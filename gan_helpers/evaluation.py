@@ -195,12 +195,14 @@ class EvaluateEvery(Callback):
     - `patience=K`: stop early when the FID has not improved for K evaluations in a row;
     - `keep_best=True`: with a run folder, save the best checkpoint by FID as `best.pt` (its
       `best` entry says the FID, epoch and step; with a moving average, it holds the average
-      that scored it).
+      that scored it);
+    - `raw=True`: in a run with a moving average, also score G's own weights on the same noise;
+      each record then has them under `"raw"` (`raw_records(records)` lists them as records).
     """
 
     def __init__(self, evaluator: Evaluator | None = None, every: int = 1, n: int = N_SAMPLES,
                  patience: int | None = None, keep_best: bool = False, verbose: bool = True,
-                 every_steps: int | None = None) -> None:
+                 every_steps: int | None = None, raw: bool = False) -> None:
         if every < 1 or (every_steps is not None and every_steps < 1):
             raise ValueError(f"every and every_steps must be at least 1, got {every} and "
                              f"{every_steps}.")
@@ -208,7 +210,7 @@ class EvaluateEvery(Callback):
             raise ValueError(f"patience must be at least 1, got {patience}.")
         self.evaluator, self.every, self.n = evaluator, every, sample_count(n)
         self.patience, self.keep_best, self.verbose = patience, keep_best, verbose
-        self.every_steps = every_steps
+        self.every_steps, self.raw = every_steps, raw
         self.records: list[dict[str, Any]] = []
         self.clock = Stopwatch()
         self._resumed_seconds = 0.0
@@ -252,6 +254,8 @@ class EvaluateEvery(Callback):
         scores = self.evaluator.score_generator(state.sampling_G, n=self.n)
         entry = {"epoch": state.step // state.steps_per_epoch, "step": state.step,
                  "seconds": seconds, **scores.as_dict()}
+        if self.raw and state.G_ema is not None:
+            entry["raw"] = self.evaluator.score_generator(state.G, n=self.n).as_dict()
         previous_best = self.best
         self.records.append(entry)
         if self.verbose:
@@ -268,3 +272,11 @@ class EvaluateEvery(Callback):
             state.request_stop(f"early stop: the FID has not improved for {self.patience} "
                                f"evaluations (best {best['fid']:.2f} at epoch {best['epoch']})")
         return entry
+
+
+def raw_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`EvaluateEvery(raw=True)`'s records (`history["eval"]`) with G's own scores in place of
+    the moving average's (epoch, step and seconds kept), for `viz.plot_quality`; records without
+    raw scores are left out."""
+    return [{**{k: v for k, v in e.items() if k != "raw"}, **e["raw"]} for e in records
+            if "raw" in e]

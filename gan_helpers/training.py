@@ -12,6 +12,7 @@ neither matplotlib nor ipywidgets: the loop runs headless.
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import signal
@@ -119,11 +120,28 @@ def adam(module: nn.Module, lr: float = 2e-4, betas: tuple[float, float] = (0.5,
                             fused=SpeedOptions(fused_adam=fused).use_fused_adam(device))
 
 
+@functools.cache
+def native_bf16(device: torch.device | str) -> bool:
+    """True where bfloat16 arithmetic is native, so bf16 autocast can pay off: a CUDA GPU with
+    bf16 (Ampere or later), or a CPU with AVX512-BF16 or AMX. False where it would be emulated
+    (older GPUs, CPUs with AVX2 or plain AVX-512: slower than float32) and on other devices."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported(
+            including_emulation=False)
+    if device.type == "cpu":
+        checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # torch.cpu, private
+        return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
+    return False
+
+
 @dataclass
 class SpeedOptions:
     """Optional speed-ups of the training loop; the defaults are what measured fastest.
 
     - `amp="bf16"`: bfloat16 autocast for the forward passes (GPUs with bf16, recent CPUs);
+      `amp="auto"`: the same only where bf16 is native (`native_bf16`), never where it is
+      emulated;
     - `compile=True`: `torch.compile` both networks (the first steps pay the compile time);
     - `channels_last=True`: channels-last memory format for convolutional networks;
     - `fused_adam`: fused Adam kernels (default: on for CUDA, off elsewhere);
@@ -137,8 +155,8 @@ class SpeedOptions:
     cudnn_benchmark: bool | None = None
 
     def __post_init__(self) -> None:
-        if self.amp not in (None, "bf16"):
-            raise ValueError(f"amp must be None or 'bf16', not {self.amp!r}.")
+        if self.amp not in (None, "bf16", "auto"):
+            raise ValueError(f"amp must be None, 'bf16' or 'auto', not {self.amp!r}.")
 
     def use_fused_adam(self, device: torch.device) -> bool | None:
         return (device.type == "cuda" or None) if self.fused_adam is None else self.fused_adam
@@ -161,9 +179,13 @@ class SpeedOptions:
             return real.contiguous(memory_format=torch.channels_last)
         return real
 
+    def uses_bf16(self, device: torch.device) -> bool:
+        """Whether `autocast` turns bf16 on: `amp="bf16"`, or `"auto"` where bf16 is native."""
+        return self.amp == "bf16" or (self.amp == "auto" and native_bf16(device))
+
     def autocast(self, device: torch.device) -> AbstractContextManager:
-        """bf16 autocast with `amp="bf16"`; otherwise a context that does nothing."""
-        if self.amp != "bf16":
+        """bf16 autocast where `uses_bf16`; otherwise a context that does nothing."""
+        if not self.uses_bf16(device):
             return nullcontext()
         return torch.autocast(device.type, dtype=torch.bfloat16)
 

@@ -1,6 +1,7 @@
 """The time-to-quality benchmark: its classic baseline (gan_helpers.baseline) trains exactly as
-the classic tutorials' loop, its clock leaves the weight copies out, the EMA configuration is
-scored by the average, the figures over seeds, its options, and a `--quick` run end to end."""
+the classic tutorials' loop, its clock leaves the weight copies out, the EMA configurations are
+scored by the average, each configuration trains its recipe with its batch size, the figures
+over seeds, its options, and a `--quick` run end to end."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ from torch import nn
 from benchmarks import bench_time_to_quality as bench
 from gan_helpers import timing
 from gan_helpers.baseline import ClassicBCE, ClassicDiscriminator, ClassicGenerator, classic_step
+from gan_helpers.recipes import TUNED, TUNED_BATCH_SIZE, Recipe
+from gan_helpers.training import native_bf16
 
 
 def classic_tutorial_loop(G, D, opt_g, opt_d, batches):
@@ -120,8 +123,8 @@ def test_time_to_reach_gives_the_first_time_at_or_below_the_target_and_the_one_b
 @pytest.mark.parametrize("ema", [None, 0.999])
 def test_project_snapshots_are_of_the_generator_that_samples(ema):
     """With EMA, the snapshots (so the scores) are the average's weights, not G's."""
-    G, snapshots = bench.train_project("mlp", tiny_loader(), [1e-6], torch.device("cpu"),
-                                       seed=0, ema=ema)
+    G, snapshots = bench.train_project(Recipe(model="mlp", ema=ema), tiny_loader(), [1e-6],
+                                       torch.device("cpu"), seed=0)
     taken = snapshots.taken[-1]
     assert taken["step"] == 1  # the budget is used after the first step: G is as snapshotted
     same = all(torch.equal(v, taken["weights"][k]) for k, v in G.state_dict().items())
@@ -152,7 +155,9 @@ def test_summary_gives_the_mean_and_range_over_seeds_and_reaches_on_the_mean_cur
 
 def test_options_full_quick_and_configs(capsys):
     full = bench.parse_args([])
-    assert full.configs == ["classic", "mlp", "dcgan", "dcgan-ema"] and full.seeds == 3
+    assert full.configs == ["classic", "mlp", "dcgan", "dcgan-ema", "tuned", "tuned-ema",
+                            "tuned-bf16", "tuned-ema-bf16", "tuned-ttur"]
+    assert full.seeds == 3
     assert full.budget == 300 and full.times == [30, 60, 120, 300] and full.samples == 5000
     quick = bench.parse_args(["--quick"])
     assert (quick.budget, quick.times, quick.seeds, quick.samples) == (0.5, [0.25, 0.5], 2, 100)
@@ -161,8 +166,9 @@ def test_options_full_quick_and_configs(capsys):
                               "--configs", "dcgan-ema, dcgan,dcgan-ema"])
     assert (mixed.seeds, mixed.budget, mixed.times) == (1, 2, [1.0, 2.0])  # the options win
     assert mixed.configs == ["dcgan-ema", "dcgan"]
-    for args, message in ((["--configs", "dcgan,gan"], "unknown configuration gan: pick from "
-                                                       "classic, mlp, dcgan, dcgan-ema"),
+    unknown = ("unknown configuration gan: pick from classic, mlp, dcgan, dcgan-ema, tuned, "
+               "tuned-ema, tuned-bf16, tuned-ema-bf16, tuned-ttur")
+    for args, message in ((["--configs", "dcgan,gan"], unknown),
                           (["--seeds", "0"], "--seeds must be at least 1")):
         with pytest.raises(SystemExit) as exit_:
             bench.parse_args(args)
@@ -174,7 +180,19 @@ def test_quick_run_writes_every_number_and_the_plot(tiny_data, tmp_path, capsys)
     results = bench.main(["--quick", "--out", str(out)])
     assert json.loads((out / "results.json").read_text()) == results  # every number, as JSON
     assert list(results["models"]) == ["classic MLP (baseline)", "MLP GAN", "DCGAN",
-                                       "DCGAN + EMA"]
+                                       "DCGAN + EMA", "DCGAN, tuned", "DCGAN, tuned + EMA",
+                                       "DCGAN, tuned, bf16", "DCGAN, tuned + EMA, bf16",
+                                       "DCGAN, tuned, TTUR"]
+    settings = {m["config"]: m["settings"] for m in results["models"].values()}
+    assert settings["classic"] == {"batch_size": 64}  # --quick's batch size
+    assert settings["dcgan"]["batch_size"] == 64 and "g_kwargs" not in settings["dcgan"]
+    tuned, averaged = settings["tuned"], settings["tuned-ema"]
+    assert tuned["batch_size"] == TUNED_BATCH_SIZE == averaged["batch_size"]
+    assert tuned["g_kwargs"] == {"width": 32} and tuned["lr_d"] == 4e-4 and tuned["ema"] is None
+    assert averaged["ema"] == bench.EMA_DECAY and averaged["g_kwargs"] == {"width": 32}
+    assert not tuned["bf16"] and settings["tuned-bf16"]["amp"] == "auto"
+    assert settings["tuned-bf16"]["bf16"] == native_bf16("cpu")  # on only where native
+    assert (settings["tuned-ttur"]["lr_g"], settings["tuned-ttur"]["lr_d"]) == (1e-4, 4e-4)
     assert results["seeds"] == [0, 1] and results["ema_decay"] == bench.EMA_DECAY
     for model in results["models"].values():
         runs = model["runs"]
@@ -210,16 +228,68 @@ def test_without_the_baseline_there_is_no_time_to_reach(tiny_data, tmp_path, cap
     assert (tmp_path / "fid_over_time.png").exists()
 
 
-def test_each_configuration_trains_its_model_with_or_without_ema(monkeypatch):
-    calls = []
-    monkeypatch.setattr(bench, "train_project",
-                        lambda kind, loader, *args, ema=None: calls.append((kind, loader.seed,
-                                                                            ema)))
-    loader = tiny_loader()
-    train = bench.trainers(["mlp", "dcgan", "dcgan-ema"], "fashion-mnist", loader, [1.0],
-                           torch.device("cpu"), batch_size=32)
-    assert list(train) == ["MLP GAN", "DCGAN", "DCGAN + EMA"]
+def test_each_configuration_trains_its_recipe_with_its_batch_size(monkeypatch):
+    calls, loaders = [], []
+
+    def make_loader(dataset, batch_size, device):
+        loaders.append(tiny_loader(batch_size=batch_size))
+        return loaders[-1]
+
+    monkeypatch.setattr(bench.data, "make_loader", make_loader)
+    monkeypatch.setattr(bench, "train_project", lambda recipe, loader, times, device, seed, amp:
+                        calls.append((recipe, loader.seed, loader.batch_size, amp)))
+    train = bench.trainers(["mlp", "dcgan", "dcgan-ema", "tuned", "tuned-ema", "tuned-bf16"],
+                           "fashion-mnist", [1.0], torch.device("cpu"), batch_size=32)
+    assert list(train) == ["MLP GAN", "DCGAN", "DCGAN + EMA", "DCGAN, tuned",
+                           "DCGAN, tuned + EMA", "DCGAN, tuned, bf16"]
     for trainer in train.values():
         trainer(2)
-    assert calls == [("mlp", 2, None), ("dcgan", 2, None), ("dcgan", 2, bench.EMA_DECAY)]
-    assert loader.seed == 0  # each seed's loader is a copy: the same images, its own order
+    assert calls == [(Recipe(model="mlp"), 2, 32, None), (Recipe(), 2, 32, None),
+                     (Recipe(ema=bench.EMA_DECAY), 2, 32, None),
+                     (TUNED, 2, TUNED_BATCH_SIZE, None),
+                     (Recipe(width=32, lr_g=4e-4, lr_d=4e-4, ema=bench.EMA_DECAY), 2,
+                      TUNED_BATCH_SIZE, None), (TUNED, 2, TUNED_BATCH_SIZE, "auto")]
+    assert [loader.batch_size for loader in loaders] == [32, TUNED_BATCH_SIZE]  # one per size
+    assert all(loader.seed == 0 for loader in loaders)  # each seed trains on a copy
+
+
+def test_combine_merges_the_configurations_of_earlier_runs(tiny_data, tmp_path, capsys):
+    def run(name, *args):
+        return bench.main(["--quick", "--seeds", "1", *args, "--out", str(tmp_path / name)])
+
+    baseline, tuned = run("a", "--configs", "classic"), run("b", "--configs", "tuned")
+    assert tuned["target"] is None
+    files = [str(tmp_path / name / "results.json") for name in ("a", "b")]
+    both = bench.main(["--combine", *files, "--out", str(tmp_path / "ab")])
+    assert list(both["models"]) == ["classic MLP (baseline)", "DCGAN, tuned"]
+    assert both["target"] == baseline["target"] and both["combined_from"] == files
+    runs = both["models"]["DCGAN, tuned"]["runs"]
+    assert [p["fid"] for p in runs[0]["curve"]] == [
+        p["fid"] for p in tuned["models"]["DCGAN, tuned"]["runs"][0]["curve"]]
+    assert "time_to_target" in runs[0] and "seeds_reaching_target" in (
+        both["models"]["DCGAN, tuned"]["summary"])
+    assert json.loads((tmp_path / "ab" / "results.json").read_text()) == both
+    assert (tmp_path / "ab" / "fid_over_time.png").exists()
+    assert "DCGAN, tuned" in capsys.readouterr().out
+
+    with pytest.raises(SystemExit, match="DCGAN, tuned is in more than one of the files"):
+        bench.main(["--combine", files[1], files[1], "--out", str(tmp_path / "bb")])
+    run("c", "--configs", "dcgan", "--budget", "0.4")
+    with pytest.raises(SystemExit, match="has budget 0.4"):
+        bench.main(["--combine", files[0], str(tmp_path / "c" / "results.json"),
+                    "--out", str(tmp_path / "ac")])
+
+
+def test_verdict_takes_the_first_to_reach_the_target_and_breaks_ties_by_the_final_fid():
+    def model(reach, final, lowest_coverage=10):
+        return {"summary": {"time_to_target": reach, "curve": [{"fid_mean": final}],
+                            "coverage_at_end": {"min": lowest_coverage}, "classes": 10}}
+
+    models = {bench.BASELINE: model(300.0, 100.0), "a": model(45.0, 36.0),
+              "b": model(30.0, 39.0), "c": model(30.0, 37.0), "d": model(None, 35.0)}
+    results = {"target": 100.0, "budget": 300.0, "models": models}
+    assert bench.verdict(results) == ("c", True)
+    models["c"] = model(30.0, 37.0, lowest_coverage=9)  # a seed lost a class
+    assert bench.verdict(results) == ("c", False)
+    results["models"] = {bench.BASELINE: model(300.0, 100.0), "a": model(90.0, 50.0)}
+    assert bench.verdict(results) == ("a", False)  # later than a fifth of the budget

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -11,9 +12,11 @@ import torch
 from PIL import Image
 from torchvision import datasets
 
-from gan_helpers.__main__ import main
+from gan_helpers.__main__ import _preset, main
 from gan_helpers.checkpoints import AVERAGE_KEY, load_checkpoint, load_generator
 from gan_helpers.models import generate
+from gan_helpers.recipes import Recipe
+from gan_helpers.training import native_bf16
 
 
 def test_train_writes_the_whole_run_folder_and_resumes(tiny_data, tmp_path, capsys):
@@ -46,6 +49,41 @@ def test_errors_are_one_clear_line(tiny_data, tmp_path, capsys, monkeypatch):
     assert main(["train", "--dataset", "mnist", "--out", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err
     assert "MNIST is not available" in err and "Traceback" not in err
+
+
+def test_the_dcgan_trains_the_tuned_recipe_on_a_cpu_unless_told_otherwise(tiny_data, tmp_path,
+                                                                           capsys):
+    def settings(out):
+        return load_checkpoint(out / "checkpoint.pt")["run"]["settings"]
+
+    runs = {name: tmp_path / name for name in ("default", "paper", "mixed")}
+    assert main(["train", "--epochs", "1", "--device", "cpu", "--out", str(runs["default"])]) == 0
+    said = capsys.readouterr().out
+    assert "(recipe tuned)" in said and ("bf16 autocast" in said) == native_bf16("cpu")
+    tuned = settings(runs["default"])
+    assert (tuned["g_kwargs"], tuned["lr_g"], tuned["batch_size"], tuned["ema"]) == (
+        {"width": 32}, 4e-4, 64, None)
+    assert main(["train", "--recipe", "paper", "--epochs", "1", "--out", str(runs["paper"])]) == 0
+    paper = settings(runs["paper"])
+    assert "g_kwargs" not in paper and paper["d_kwargs"] == {"norm": "batch"}
+    assert (paper["lr_g"], paper["batch_size"], paper["ema"]) == (2e-4, 128, None)
+    assert main(["train", "--epochs", "1", "--ema", "0.9", "--width", "16", "--lr", "1e-3",
+                 "--batch-size", "32", "--amp", "off", "--device", "cpu",
+                 "--out", str(runs["mixed"])]) == 0  # options win
+    assert "bf16 autocast" not in capsys.readouterr().out
+    mixed = settings(runs["mixed"])
+    assert (mixed["g_kwargs"], mixed["lr_d"], mixed["batch_size"], mixed["ema"]) == (
+        {"width": 16}, 1e-3, 32, 0.9)
+    # The tuned recipe was measured for the DCGAN on a CPU: elsewhere the paper's is the default.
+    for model, loss, device in (("mlp", "bce", "cpu"), ("dcgan", "hinge", "cpu"),
+                                ("dcgan", "bce", "meta")):
+        args = argparse.Namespace(recipe=None, model=model, loss=loss, device=torch.device(device))
+        assert _preset(argparse.ArgumentParser(), args) == (Recipe(), 128, None)
+        assert args.recipe == "paper"
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "--model", "mlp", "--recipe", "tuned", "--out", str(tmp_path / "m")])
+    assert exit_.value.code == 2
+    assert "--recipe tuned is the dcgan model's" in capsys.readouterr().err
 
 
 def test_module_entry_point_shows_help():

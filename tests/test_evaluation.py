@@ -234,6 +234,27 @@ def test_evaluations_every_n_steps(evaluator):
         evaluation.EvaluateEvery(evaluator, every_steps=0)
 
 
+def test_raw_scores_beside_the_moving_average_on_the_same_noise(evaluator):
+    G, D = small_gan()
+    callback = evaluation.EvaluateEvery(evaluator, n=50, every_steps=4, verbose=False, raw=True)
+    history = fit(G, D, make_loader(batch_size=64, device="cpu"), epochs=2, callbacks=[callback],
+                  progress=False, ema=0.9)
+    entries = history["eval"]
+    assert [e["step"] for e in entries] == [4, 8]
+    assert entries[-1]["fid"] == evaluator.score_generator(history.G_ema, n=50).fid
+    assert entries[-1]["raw"] == evaluator.score_generator(G, n=50).as_dict()
+    assert entries[-1]["raw"]["fid"] != entries[-1]["fid"]
+    raws = evaluation.raw_records(entries)
+    assert [(r["step"], r["fid"]) for r in raws] == [(e["step"], e["raw"]["fid"]) for e in entries]
+    assert all("raw" not in r and r["seconds"] == e["seconds"] for r, e in zip(raws, entries))
+    # Without a moving average there is nothing else to score.
+    G, D = small_gan()
+    callback = evaluation.EvaluateEvery(evaluator, n=50, every_steps=4, verbose=False, raw=True)
+    history = fit(G, D, make_loader(batch_size=64, device="cpu"), epochs=1, callbacks=[callback],
+                  progress=False)
+    assert "raw" not in history["eval"][0] and evaluation.raw_records(history["eval"]) == []
+
+
 def test_conditional_accuracy_asks_for_every_class(evaluator):
     G = small_conditional_g()
     accuracy, per_class = evaluator.conditional_accuracy(G, n=100)

@@ -283,6 +283,35 @@ def test_run_recipe_trains_once_and_then_loads_the_finished_run(tmp_path):
                    run_dir=tmp_path / "w", progress=False)
 
 
+def test_recipe_width_and_the_tuned_recipe():
+    narrow = Recipe(width=32).settings()
+    assert narrow["g_kwargs"] == {"width": 32}
+    assert narrow["d_kwargs"] == {"norm": "batch", "width": 32}
+    assert "g_kwargs" not in Recipe().settings()  # runs recorded before widths: settings kept
+    parts = Recipe(width=16).build()
+    assert parts.G.model_args["width"] == 16 and parts.D.model_args["width"] == 16
+    with pytest.raises(ValueError, match="width applies to the DCGANs only"):
+        Recipe(model="mlp", width=32)
+    tuned = recipes.TUNED.settings()
+    assert (tuned["g_kwargs"], tuned["lr_g"], tuned["lr_d"]) == ({"width": 32}, 4e-4, 4e-4)
+    assert recipes.TUNED.ema is None and recipes.TUNED_BATCH_SIZE == 64
+
+
+def test_run_recipe_with_a_moving_average_returns_and_scores_the_average(tmp_path):
+    result = run_recipe("e", Recipe(model="mlp", ema=0.9), tiny_loader(), 6, _FakeEvaluator(),
+                        n=7, run_dir=tmp_path / "e", progress=False)
+    assert result.G is result.history.G_ema
+    assert result.scores.fid == weight_sum(result.history.G_ema)
+    saved = load_checkpoint(tmp_path / "e" / "checkpoint.pt")
+    assert saved["run"]["settings"]["ema"] == 0.9
+    raw = models.MLPGenerator()
+    raw.load_state_dict(saved["G"])
+    assert weight_sum(raw) != result.scores.fid  # G's own weights were not what was scored
+    again = run_recipe("e", Recipe(model="mlp", ema=0.9), tiny_loader(), 6, _FakeEvaluator(),
+                       n=7, run_dir=tmp_path / "e", progress=False)
+    assert again.scores == result.scores  # loaded: the average again
+
+
 @pytest.mark.parametrize("smoke", [False, True])
 def test_run_recipe_shrinks_steps_and_evaluation_interval_in_smoke_mode(monkeypatch, smoke):
     """A lesson writes its real step budget; smoke mode trains `SMOKE_STEPS` and scores at

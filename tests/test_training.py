@@ -13,6 +13,7 @@ import pytest
 import torch
 from conftest import StopAt, small_gan, tiny_loader
 
+from gan_helpers import training
 from gan_helpers.baseline import ClassicBCE, classic_step
 from gan_helpers.callbacks import ema_decay
 from gan_helpers.checkpoints import (
@@ -270,6 +271,25 @@ def test_speed_options_keep_training_correct():
         assert torch.allclose(g1[name].float(), g2[name].float(), atol=1e-4), name
     with pytest.raises(ValueError, match="bf16"):
         SpeedOptions(amp="fp8")
+
+
+def test_amp_auto_uses_bf16_only_where_it_is_native(monkeypatch):
+    for native in (False, True):
+        monkeypatch.setattr(training, "native_bf16", lambda device, native=native: native)
+        with SpeedOptions(amp="auto").autocast(torch.device("cpu")):
+            assert torch.is_autocast_enabled("cpu") == native
+            if native:
+                assert torch.get_autocast_dtype("cpu") == torch.bfloat16
+    with SpeedOptions(amp="bf16").autocast(torch.device("cpu")):  # asked for: always
+        assert torch.is_autocast_enabled("cpu")
+
+
+@pytest.mark.skipif(not Path("/proc/cpuinfo").exists(), reason="reads Linux's /proc/cpuinfo")
+def test_native_bf16_agrees_with_the_cpu_flags():
+    uncached = training.native_bf16.__wrapped__
+    flags = set(Path("/proc/cpuinfo").read_text().split())
+    assert uncached("cpu") == bool(flags & {"avx512_bf16", "amx_tile"})
+    assert uncached("meta") is False
 
 
 def test_a_failing_callback_at_the_end_does_not_cost_the_checkpoint(tmp_path):
