@@ -63,7 +63,7 @@ from gan_helpers.classifier import EPOCHS as CLASSIFIER_EPOCHS
 from gan_helpers.classifier import load_classifier
 from gan_helpers.evaluation import Evaluator
 from gan_helpers.metrics import N_SAMPLES
-from gan_helpers.recipes import TUNED, TUNED_BATCH_SIZE, Recipe
+from gan_helpers.recipes import PRESETS, TUNED, TUNED_BATCH_SIZE, Preset, Recipe
 from gan_helpers.timing import Stopwatch
 from gan_helpers.training import Callback, SpeedOptions, TrainState, fit
 
@@ -71,32 +71,30 @@ BASELINE = "classic MLP (baseline)"
 EMA_DECAY = 0.999
 """The moving average's decay for the "+ EMA" configurations (ProGAN's; its warm-up,
 `ema_decay`, makes it follow the generator closely over the first few thousand steps)."""
-TUNED_EMA = dataclasses.replace(TUNED, ema=EMA_DECAY)
 
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    """One configuration: its name in the results, the recipe `fit` trains (None: the classic
-    tutorial's own loop), its batch size (None: `--batch-size`) and `SpeedOptions.amp`."""
+    """One configuration: its name in the results and what `fit` trains (a `Preset`: recipe,
+    batch size, autocast; None: the classic tutorial's own loop). A batch size of None is
+    `--batch-size`."""
 
     name: str
-    recipe: Recipe | None
-    batch_size: int | None = None
-    amp: str | None = None
+    preset: Preset | None
 
 
+TUNED_EMA = Preset(dataclasses.replace(TUNED, ema=EMA_DECAY), TUNED_BATCH_SIZE)
 CONFIGS = {
     "classic": Config(BASELINE, None),
-    "mlp": Config("MLP GAN", Recipe(model="mlp")),
-    "dcgan": Config("DCGAN", Recipe()),
-    "dcgan-ema": Config("DCGAN + EMA", Recipe(ema=EMA_DECAY)),
-    "tuned": Config("DCGAN, tuned", TUNED, batch_size=TUNED_BATCH_SIZE),
-    "tuned-ema": Config("DCGAN, tuned + EMA", TUNED_EMA, batch_size=TUNED_BATCH_SIZE),
-    "tuned-bf16": Config("DCGAN, tuned, bf16", TUNED, batch_size=TUNED_BATCH_SIZE, amp="auto"),
-    "tuned-ema-bf16": Config("DCGAN, tuned + EMA, bf16", TUNED_EMA, batch_size=TUNED_BATCH_SIZE,
-                             amp="auto"),
-    "tuned-ttur": Config("DCGAN, tuned, TTUR", dataclasses.replace(TUNED, lr_g=1e-4),
-                         batch_size=TUNED_BATCH_SIZE),
+    "mlp": Config("MLP GAN", Preset(Recipe(model="mlp"))),
+    "dcgan": Config("DCGAN", Preset(Recipe())),
+    "dcgan-ema": Config("DCGAN + EMA", Preset(Recipe(ema=EMA_DECAY))),
+    "tuned": Config("DCGAN, tuned", Preset(TUNED, TUNED_BATCH_SIZE)),
+    "tuned-ema": Config("DCGAN, tuned + EMA", TUNED_EMA),
+    "tuned-bf16": Config("DCGAN, tuned, bf16", PRESETS["tuned"]),  # the command line's default
+    "tuned-ema-bf16": Config("DCGAN, tuned + EMA, bf16", TUNED_EMA._replace(amp="auto")),
+    "tuned-ttur": Config("DCGAN, tuned, TTUR", Preset(dataclasses.replace(TUNED, lr_g=1e-4),
+                                                      TUNED_BATCH_SIZE)),
 }
 """The configurations `--configs` picks from, by name."""
 DEFAULT_TIMES = (30.0, 60.0, 120.0, 300.0)
@@ -204,11 +202,11 @@ def trainers(configs: Sequence[str], dataset: str, times: list[float], device: t
         return own
 
     def trainer(cfg: Config) -> Callable[[int], tuple[nn.Module, Snapshots]]:
-        size = cfg.batch_size or batch_size
-        if cfg.recipe is None:
-            return lambda seed: train_classic(dataset, times, device, seed, size)
-        return lambda seed: train_project(cfg.recipe, seeded(size, seed), times, device, seed,
-                                          cfg.amp)
+        if cfg.preset is None:
+            return lambda seed: train_classic(dataset, times, device, seed, batch_size)
+        recipe, size, amp = cfg.preset
+        size = size or batch_size
+        return lambda seed: train_project(recipe, seeded(size, seed), times, device, seed, amp)
 
     return {CONFIGS[key].name: trainer(CONFIGS[key]) for key in configs}
 
@@ -219,10 +217,11 @@ def trainers(configs: Sequence[str], dataset: str, times: list[float], device: t
 def describe_config(key: str, args: argparse.Namespace, device: torch.device) -> dict:
     """What a configuration trains with, for the JSON (`bf16`: whether autocast was on)."""
     cfg = CONFIGS[key]
-    settings = {"batch_size": cfg.batch_size or args.batch_size}
-    if cfg.recipe is not None:
-        settings |= {**cfg.recipe.settings(), "ema": cfg.recipe.ema, "amp": cfg.amp,
-                     "bf16": SpeedOptions(amp=cfg.amp).uses_bf16(device)}
+    if cfg.preset is None:
+        return {"batch_size": args.batch_size}
+    recipe, size, amp = cfg.preset
+    settings = {"batch_size": size or args.batch_size, **recipe.settings(), "ema": recipe.ema,
+                "amp": amp, "bf16": SpeedOptions(amp=amp).uses_bf16(device)}
     return json.loads(json.dumps(settings))  # as the JSON holds them: tuples as lists
 
 

@@ -133,10 +133,11 @@ TUNED_BATCH_SIZE = 64
 
 
 class Preset(NamedTuple):
-    """A recipe with the batch size and `SpeedOptions.amp` it was measured with."""
+    """A recipe with the batch size (None: the caller's default) and `SpeedOptions.amp` it was
+    measured with."""
 
     recipe: Recipe
-    batch_size: int
+    batch_size: int | None = None
     amp: str | None = None
 
 
