@@ -147,7 +147,8 @@ def test_a_lesson_opened_alone_installs_gan_helpers_and_runs(lesson, runtime, re
 
     assert runtime.installed_from() == repo_url, "the set-up cell did not install gan_helpers"
     calls = [c["call"] for c in colab_calls(scratch)]
-    assert "output.enable_custom_widget_manager" in calls
+    assert "output.enable_custom_widget_manager" not in calls, \
+        "the lesson turned on Colab's custom widget manager (core ipywidgets need none)"
     assert reads_of_the_checkout(scratch) == [], "the lesson read files of the checkout"
 
     seen = probe(result)
@@ -194,7 +195,7 @@ def test_the_set_up_cell_leaves_an_installed_gan_helpers_alone(runtime, repo_url
     assert result.error is None, result.describe_failure()
     assert (runtime.installed_from(), sorted(runtime.site.glob("gan_helpers-*.dist-info"))) \
         == before
-    assert "output.enable_custom_widget_manager" in [c["call"] for c in colab_calls(tmp_path)]
+    assert "output.enable_custom_widget_manager" not in [c["call"] for c in colab_calls(tmp_path)]
 
 
 def test_a_failed_install_says_one_sentence(runtime, repo_url, tmp_path):

@@ -2,8 +2,9 @@
 
 Every lesson `notebooks/NN_name.ipynb` starts with
 1. a markdown cell: `# NN · Title`, a "What you will learn" list and the "Open in Colab" badge;
-2. the set-up cell below (on Colab: install gan_helpers from the repository, keep Colab's torch,
-   and turn on Colab's widget manager for ipywidgets 8);
+2. the set-up cell below (on Colab: install gan_helpers from the repository and nothing else;
+   Colab's own ipywidgets 7 renders the lessons' core widgets, so its custom widget manager,
+   which is for third-party widgets and has broken core ones, is left off);
 and is committed without outputs.
 
 The repository's address lives in pyproject.toml ([project.urls] Repository) and nowhere else:
@@ -59,6 +60,9 @@ def setup_cell() -> str:
     the rest stay exactly as they are (upgrading them mid-session can break Colab until a
     restart). A runtime that lacks one of them gets a clear message from `import gan_helpers`.
     A second lesson in the same runtime finds gan_helpers installed and skips the download.
+    It does not call `google.colab.output.enable_custom_widget_manager()`: Colab renders the core
+    ipywidgets 7 widgets the lessons use without it, and under it core widgets have broken
+    (colabtools #3571, colab-cdn-widget-manager #4).
     """
     return f'''{SETUP_MARK}: on Colab, install gan_helpers, and nothing else: Colab's own torch,
 # ipywidgets and the rest stay as they are. Elsewhere, `pip install -e .` in the repository did it.
@@ -67,18 +71,14 @@ import subprocess
 import sys
 
 REPO = "{repo_url()}"
-if "google.colab" in sys.modules:
-    if importlib.util.find_spec("gan_helpers") is None:  # not yet in this runtime
-        pip = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
-                              f"gan-helpers @ git+{{REPO}}"], capture_output=True, text=True)
-        if pip.returncode != 0:
-            said = (pip.stderr.strip().splitlines() or ["no message"])[-1]
-            raise RuntimeError(f"Could not install gan_helpers from {{REPO}} ({{said}}). "
-                               "Check that the runtime is connected to the internet and the "
-                               "address is right, then run this cell again.") from None
-    from google.colab import output
-
-    output.enable_custom_widget_manager()'''
+if "google.colab" in sys.modules and importlib.util.find_spec("gan_helpers") is None:
+    pip = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
+                          f"gan-helpers @ git+{{REPO}}"], capture_output=True, text=True)
+    if pip.returncode != 0:
+        said = (pip.stderr.strip().splitlines() or ["no message"])[-1]
+        raise RuntimeError(f"Could not install gan_helpers from {{REPO}} ({{said}}). "
+                           "Check that the runtime is connected to the internet and the "
+                           "address is right, then run this cell again.") from None'''
 
 
 COLAB_METADATA = {"accelerator": "GPU", "colab": {"gpuType": "T4", "provenance": []}}
