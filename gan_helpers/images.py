@@ -25,8 +25,10 @@ def grid_image(images: torch.Tensor, nrow: int = 8, padding: int = 2) -> Image.I
                      pad_value=1.0)
     array = grid.mul(255).round_().to(torch.uint8).permute(1, 2, 0).numpy()
     if array.shape[2] == 1 or (array[..., 0] == array[..., 1]).all():
-        return Image.fromarray(array[..., 0], mode="L")
-    return Image.fromarray(array, mode="RGB")
+        array = array[..., 0]
+    # Pillow infers the mode from the array ("L" for H x W, "RGB" for H x W x 3 uint8); passing
+    # `mode=` is deprecated since Pillow 11.3.
+    return Image.fromarray(array)
 
 
 def enlarge(image: Image.Image, scale: int = 1) -> Image.Image:

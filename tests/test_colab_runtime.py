@@ -1,21 +1,27 @@
 """Every lesson, opened alone in a Colab-like runtime, installs gan_helpers and runs (smoke mode).
 
 What Colab does, without Colab (tools/colab_runtime.py builds it): a fresh virtual environment
-with Colab's versions of the packages the lessons touch (ipywidgets 7.7.1, ipykernel 6, IPython 7,
-matplotlib, numpy, tqdm, Pillow; this environment's torch and torchvision) and a stand-in
-`google.colab` that the kernel imports at start. Each lesson is copied alone into an empty folder,
-its set-up cell pointed at a git snapshot of the working tree, and run top to bottom on that
-runtime's kernel, after gan_helpers was uninstalled (a fresh runtime per lesson, as Colab gives).
+with Colab's Python (3.13) and Colab's versions of the packages the lessons touch (torch 2.11.0,
+torchvision 0.26.0, numpy 2.1.3, ipywidgets 7.7.1, ipykernel 6, IPython 7, matplotlib, tqdm,
+Pillow, tornado), installed from PyPI's wheels, and a stand-in `google.colab` that the kernel
+imports at start. Each lesson is copied alone into an empty folder, its set-up cell pointed at a
+git snapshot of the working tree, and run top to bottom on that runtime's kernel, after
+gan_helpers was uninstalled (a fresh runtime per lesson, as Colab gives).
 
-Checked: every lesson passes; the set-up cell installed gan_helpers and switched on the widget
-manager; data and runs went beside the notebook (or to the stand-in Google Drive, for the lesson
-run with its Drive switch on); nothing was read from the repository checkout; the set-up cell does
-not reinstall an installed gan_helpers, and a failed install says one sentence; `pip freeze` of
-the runtime is unchanged but for gan-helpers. Each lesson's time is printed; the executed lessons
-are kept in test-artifacts/colab-runtime/.
+Checked: every lesson passes; the set-up cell installed gan_helpers and did not switch on Colab's
+custom widget manager; no deprecation warning is raised by gan_helpers or a lesson's own cells;
+data and runs went beside the notebook (or to the stand-in Google Drive, for the lesson run with
+its Drive switch on); nothing was read from the repository checkout; the set-up cell does not
+reinstall an installed gan_helpers, and a failed install says one sentence; `pip freeze` of the
+runtime is unchanged but for gan-helpers. Each lesson's time is printed; the executed lessons are
+kept in test-artifacts/colab-runtime/RUNTIME/.
 
-This takes minutes; it needs git and, the first time, PyPI (the runtime's wheels are kept in
-~/.cache/gan-lessons). Where they are missing it is skipped, and in CI (`CI` set) it fails.
+`COLAB_RUNTIMES` picks the runtimes: `current` (the default: Colab's default runtime, Python
+3.13), `26.07` (the previous one, Python 3.12, numpy 2.0.2), or `all` (`make colab-check`).
+
+This takes minutes; it needs git and, the first time, PyPI (the runtime's wheels, 2.6 GiB, are
+kept in ~/.cache/gan-lessons). Where they are missing it is skipped, and in CI (`CI` set) it
+fails, as it does where Colab's Python is missing (elsewhere the running Python stands in).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -38,6 +45,25 @@ DRIVE_SWITCH = {"KEEP_ON_DRIVE = False": "KEEP_ON_DRIVE = True"}
 NOWHERE = "file://localhost/nonexistent/gan-lessons"  # a repository address that cannot work
 ARTIFACTS = ROOT / "test-artifacts" / "colab-runtime"  # the executed lessons, outputs included
 
+# Appended before a lesson's own cells: a deprecation warning raised by gan_helpers or by the
+# lesson's cells (`__main__`) becomes an error, so the lesson fails on it.
+STRICT_WARNINGS = """import warnings
+for category in (DeprecationWarning, PendingDeprecationWarning, FutureWarning):
+    for module in (r"gan_helpers(\\..*)?", "__main__"):
+        warnings.filterwarnings("error", category=category, module=module)"""
+
+
+def runtime_names() -> list[str]:
+    """The runtimes `COLAB_RUNTIMES` asks for (comma-separated names, or `all`)."""
+    asked = os.environ.get("COLAB_RUNTIMES", "").strip() or colab_runtime.DEFAULT_RUNTIME
+    names = list(colab_runtime.RUNTIMES) if asked == "all" else [
+        n.strip() for n in asked.split(",") if n.strip()]
+    unknown = [n for n in names if n not in colab_runtime.RUNTIMES]
+    if unknown:
+        raise pytest.UsageError(f"COLAB_RUNTIMES: unknown runtime {unknown}; known: "
+                                f"{', '.join(colab_runtime.RUNTIMES)} or all")
+    return names
+
 PROBE = '''import json, sys
 from importlib import metadata
 import gan_helpers
@@ -46,7 +72,8 @@ print("PROBE " + json.dumps({
     "colab": "google.colab" in sys.modules, "gan_helpers": gan_helpers.__file__,
     "data_dir": str(config.data_dir()), "runs_dir": str(config.runs_dir()),
     "run_dir": str(globals().get("RUN_DIR") or ""), "sys_path": sys.path,
-    "versions": {n: metadata.version(n) for n in ("ipywidgets", "ipykernel", "torch")}}))'''
+    "versions": {n: metadata.version(n) for n in ("ipywidgets", "ipykernel", "torch",
+                                                   "numpy")}}))'''
 
 
 def in_ci() -> bool:
@@ -60,17 +87,17 @@ def say(capsys, text: str) -> None:
         print(text, flush=True)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", params=runtime_names())
 def runtime(tmp_path_factory, request):
-    """The Colab-like runtime, built once for this module and removed after it."""
+    """The Colab-like runtime, built once for this module (per runtime asked for), removed after."""
     capsys = request.config.pluginmanager.get_plugin("capturemanager")
-    folder = tmp_path_factory.mktemp("colab-runtime")
+    folder = tmp_path_factory.mktemp(f"colab-runtime-{request.param}")
     try:
         with capsys.global_and_fixture_disabled():
-            print("\nbuilding the Colab-like runtime ...", flush=True)
-            built = colab_runtime.build_runtime(folder, log=lambda m: print(m, flush=True))
-            print(f"  built in {built.build_seconds:.0f} s: "
-                  + ", ".join(f"{k} {v}" for k, v in sorted(built.versions.items())), flush=True)
+            print(f"\nbuilding the Colab-like runtime '{request.param}' ...", flush=True)
+            built = colab_runtime.build_runtime(folder, request.param, fallback=not in_ci(),
+                                                log=lambda m: print(m, flush=True))
+            print(f"  built in {built.build_seconds:.0f} s: {built.describe()}", flush=True)
     except (RuntimeUnavailableError, ImportError) as err:
         shutil.rmtree(folder, ignore_errors=True)
         if in_ci():
@@ -79,6 +106,23 @@ def runtime(tmp_path_factory, request):
     built.lessons_run = 0
     yield built
     shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_the_runtime_has_colabs_versions(runtime):
+    """Colab's pins are what the runtime's Python imports (installed, not linked from here)."""
+    wanted = runtime.spec.packages
+    assert {n: runtime.versions[n] for n in wanted} == wanted
+    if not runtime.fallback:
+        assert runtime.versions["python"].rsplit(".", 1)[0] == runtime.spec.python
+    torch_dir = Path(_import_path(runtime, "torch")).resolve()
+    assert torch_dir.is_relative_to(runtime.site.resolve()), f"torch comes from {torch_dir}"
+
+
+def _import_path(runtime, module: str) -> str:
+    proc = subprocess.run([str(runtime.python), "-c", f"import {module}; print({module}.__file__)"],
+                          capture_output=True, text=True, env=runtime.env())
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.strip()
 
 
 @pytest.fixture(scope="module")
@@ -94,14 +138,13 @@ def repo_url(tmp_path_factory) -> str:
 
 def kernel_env(runtime, scratch: Path, repo_url: str, **extra: str) -> dict[str, str]:
     """The kernel's environment: smoke mode on Fashion-MNIST, the stand-in Colab's log, and the
-    audit of reads under the checkout and the snapshot (but for the torch and torchvision files
-    the runtime links to, which may live in the checkout's .venv)."""
+    audit of reads under the checkout and the snapshot."""
     snapshot_dir = repo_url.removeprefix("file://localhost")
     return runtime.env(GAN_SMOKE="1", GAN_DATASET="fashion-mnist",
                        FAKE_COLAB_LOG=str(scratch / "colab-calls.jsonl"),
                        COLAB_RUNTIME_AUDIT_LOG=str(scratch / "audit.log"),
                        COLAB_RUNTIME_AUDIT_ROOTS=os.pathsep.join([str(ROOT), snapshot_dir]),
-                       COLAB_RUNTIME_AUDIT_ALLOW=os.pathsep.join(runtime.linked), **extra)
+                       **extra)
 
 
 def colab_calls(scratch: Path) -> list[dict]:
@@ -135,13 +178,15 @@ def test_a_lesson_opened_alone_installs_gan_helpers_and_runs(lesson, runtime, re
     scratch.mkdir()
     on_drive = lesson.name == DRIVE_LESSON
     copy = colab_runtime.lesson_copy(lesson, work, repo_url, DRIVE_SWITCH if on_drive else None,
-                                     extra_cells=[PROBE])
+                                     extra_cells=[PROBE], first_cells=[STRICT_WARNINGS])
     env = kernel_env(runtime, scratch, repo_url, GAN_DRIVE_MOUNT=str(drive))
     result = colab_runtime.execute(copy, runtime, env)
     runtime.lessons_run += 1
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    shutil.copy(copy, ARTIFACTS / lesson.name)
-    say(capsys, f"\n  {lesson.name}: {result.seconds:.0f} s in the Colab-like runtime"
+    (ARTIFACTS / runtime.spec.name).mkdir(parents=True, exist_ok=True)
+    shutil.copy(copy, ARTIFACTS / runtime.spec.name / lesson.name)
+    say(capsys, f"\n  {lesson.name}: {result.seconds:.0f} s in the Colab-like runtime "
+                f"'{runtime.spec.name}' (Python {runtime.versions['python']}, torch "
+                f"{runtime.versions['torch']})"
                 + (" (runs on the stand-in Google Drive)" if on_drive else ""))
     assert result.error is None, f"{lesson.name}: {result.describe_failure()}"
 
@@ -153,7 +198,8 @@ def test_a_lesson_opened_alone_installs_gan_helpers_and_runs(lesson, runtime, re
 
     seen = probe(result)
     assert seen["colab"] and under(seen["gan_helpers"], runtime.site)
-    assert seen["versions"]["ipywidgets"] == colab_runtime.COLAB_PACKAGES["ipywidgets"]
+    assert {n: seen["versions"][n] for n in ("ipywidgets", "ipykernel", "torch", "numpy")} == {
+        n: runtime.spec.packages[n] for n in ("ipywidgets", "ipykernel", "torch", "numpy")}
     assert not any(p and under(p, ROOT) for p in seen["sys_path"])
     assert Path(seen["data_dir"]) == work / "data"
     assert Path(seen["runs_dir"]) == work / "runs" / "smoke" / "fashion-mnist"

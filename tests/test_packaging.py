@@ -134,3 +134,16 @@ def test_pyproject_names_only_files_that_exist():
     paths.add(pyproject()["project"]["readme"])
     missing = sorted(p for p in paths if not (ROOT / p).exists())
     assert missing == [], f"pyproject.toml names files that do not exist: {missing}"
+
+
+def test_lower_bounds_are_colabs_versions():
+    """Each runtime dependency's lower bound is the oldest version of it in Colab's runtimes,
+    which the Colab-like test runs every lesson with: a bound the tests have passed with."""
+    from packaging.version import Version
+
+    from tools.colab_runtime import RUNTIMES
+
+    bounds = dict(_split(r) for r in pyproject()["project"]["dependencies"])
+    oldest = {name: str(min(Version(spec.packages[name]) for spec in RUNTIMES.values()))
+              for name in bounds}
+    assert {name: spec.removeprefix(">=") for name, spec in bounds.items()} == oldest
