@@ -26,17 +26,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import sys
 import time
 from pathlib import Path
 
 import torch
+from PIL import Image
 
-from . import config
-from .checkpoints import load_generator
+from . import checks, config
+from .checkpoints import load_checkpoint, load_generator
 from .data import make_loader
 from .errors import GanHelpersError
-from .images import save_grid
+from .images import enlarge, grid_image
 from .models import CONDITIONAL, MODELS, generate
 from .objectives import OBJECTIVES
 from .recipes import PRESETS, Preset, Recipe
@@ -51,17 +54,21 @@ TRAIN_IMAGES = 60_000
 
 
 def _number(kind: type, low: float, low_ok: bool = True, high: float | None = None):
-    """An argparse type: a `kind` (int or float) at least `low` (above it if not `low_ok`),
-    at most `high`; anything else is refused with the allowed range."""
+    """An argparse type: a finite `kind` (int or float) at least `low` (above it if not
+    `low_ok`), at most `high`; anything else (NaN and infinity too) is refused with the allowed
+    range (`checks.out_of_range`)."""
     def parse(text: str):
         try:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not a {kind.__name__}") from None
-        if value < low or (value == low and not low_ok) or (high is not None and value > high):
-            allowed = f"{'at least' if low_ok else 'above'} {low:g}"
-            allowed += f" and at most {high:g}" if high is not None else ""
-            raise argparse.ArgumentTypeError(f"{text} is out of range: it must be {allowed}")
+        problem = checks.out_of_range(value, low, high, low_ok=low_ok)
+        if problem == "it is not a finite number":
+            raise argparse.ArgumentTypeError(
+                f"{text} is not a finite number: it must be "
+                f"{checks.range_text(low, high, low_ok=low_ok)}")
+        if problem:
+            raise argparse.ArgumentTypeError(f"{text} is out of range: {problem}")
         return value
     parse.__name__ = kind.__name__
     return parse
@@ -69,19 +76,36 @@ def _number(kind: type, low: float, low_ok: bool = True, high: float | None = No
 
 POSITIVE = _number(int, 1)
 NON_NEGATIVE = _number(int, 0)
-RATE = _number(float, 0.0, low_ok=False)
+RATE = _number(float, 0.0, low_ok=False, high=100.0)  # 100: lesson 08's divergence on purpose
 BETA = _number(float, 0.0, high=0.9999)
 DECAY = _number(float, 0.0, high=0.9999)
 LABEL = _number(float, 0.5, low_ok=False, high=1.0)
-SIGMA = _number(float, 0.0)
+SIGMA = _number(float, 0.0, high=10.0)  # 10x the images' range already drowns them
+SEED = _number(int, 0, high=checks.SEED_MAX)
+SAMPLES = _number(int, 1, high=100_000)  # sample --n; a PNG grid is limited further
+EVAL_SAMPLES = _number(int, 2, high=100_000)
+MIN_FID_SAMPLES = 1000
+"""Below this many samples `evaluate` warns that its FID is not to be trusted (the classifier's
+features have 128 dimensions: fewer samples give a noisy, strongly biased estimate)."""
 
 
 def _device(text: str) -> torch.device:
-    """An argparse type: a device that exists here (cpu, cuda, cuda:1, mps)."""
+    """An argparse type: a device that exists here (cpu, cuda, cuda:1, mps; any case)."""
     try:
         return config.pick_device(text)
     except (RuntimeError, ValueError) as err:
         raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def _environment(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """The `GAN_*` variables that matter to the command, checked before any work (a bad
+    GAN_DEVICE, GAN_DATASET, GAN_DATA_DIR or, in smoke mode, GAN_SMOKE_IMAGES exits with
+    status 2 naming it); an unset --device becomes the best device available here."""
+    try:
+        config.check_environment()
+        args.device = args.device or config.pick_device()
+    except GanHelpersError as err:
+        parser.error(str(err))
 
 
 # ----------------------------------------------------------------------------- the parser
@@ -94,17 +118,17 @@ def build_parser() -> argparse.ArgumentParser:
     _train_options(sub.add_parser("train", help="train a GAN headlessly"))
     s = sub.add_parser("sample", help="a grid (PNG) or tensor (.pt) of samples from a run")
     _run_options(s)
-    s.add_argument("--n", type=POSITIVE, default=64, help="how many samples (default 64)")
+    s.add_argument("--n", type=SAMPLES, default=64, help="how many samples (default 64)")
     s.add_argument("--class", dest="label", type=NON_NEGATIVE, default=None, metavar="K",
                    help="only class K (conditional models)")
-    s.add_argument("--seed", type=int, default=0, help="the noise's seed (default 0)")
+    s.add_argument("--seed", type=SEED, default=0, help="the noise's seed (default 0)")
     s.add_argument("--out", type=Path, default=None,
                    help="a .png grid or a .pt tensor (default: RUN_DIR/samples.png)")
     e = sub.add_parser("evaluate", help="classifier FID, IS, coverage and confidence of a run")
     _run_options(e)
-    e.add_argument("--n", type=_number(int, 2), default=5000,
-                   help="generated images to score (default 5000)")
-    e.add_argument("--seed", type=int, default=0, help="the noise's seed (default 0)")
+    e.add_argument("--n", type=EVAL_SAMPLES, default=5000,
+                   help="generated images to score (default 5000; FID needs 1000 or more)")
+    e.add_argument("--seed", type=SEED, default=0, help="the noise's seed (default 0)")
     return parser
 
 
@@ -145,7 +169,7 @@ def _train_options(t: argparse.ArgumentParser) -> None:
     t.add_argument("--lr-schedule", choices=["linear"], default=None,
                    help="decay the learning rates linearly to 0 over the run")
     t.add_argument("--latent-dim", type=POSITIVE, default=100)
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seed", type=SEED, default=0)
     t.add_argument("--device", type=_device, default=None,
                    help="cpu, cuda, mps (default: the best available)")
     t.add_argument("--limit", type=POSITIVE, default=None, help="train on the first N images")
@@ -179,7 +203,7 @@ def _train_options(t: argparse.ArgumentParser) -> None:
     ev.add_argument("--eval-every", type=NON_NEGATIVE, default=0, metavar="N",
                     help="score the generator every N epochs (classifier FID, IS, coverage); "
                          "writes metrics.json, quality.png and best.pt")
-    ev.add_argument("--eval-samples", type=_number(int, 2), default=5000, metavar="N",
+    ev.add_argument("--eval-samples", type=EVAL_SAMPLES, default=5000, metavar="N",
                     help="generated images per evaluation (default 5000)")
     ev.add_argument("--early-stop", type=POSITIVE, default=None, metavar="K",
                     help="stop when the FID has not improved for K evaluations "
@@ -192,7 +216,7 @@ def _checked_train_args(parser: argparse.ArgumentParser, args: argparse.Namespac
     what is allowed."""
     if args.resume and args.overwrite:
         parser.error("--resume continues the run in OUT and --overwrite replaces it: pick one")
-    args.device = args.device or config.pick_device()
+    _environment(parser, args)  # GAN_DEVICE, GAN_DATASET, ...; sets args.device
     base, batch_size, amp = _preset(parser, args)
     args.batch_size = args.batch_size or batch_size
     args.ema = base.ema if args.ema is None else args.ema or None  # 0: off
@@ -323,9 +347,33 @@ def _write_plots(files: RunFiles, evaluating=None, ema: float | None = None) -> 
 
 
 def _load(args: argparse.Namespace):
+    """The generator `sample` and `evaluate` use, and its checkpoint, after checking the
+    environment; says on stderr when `best.pt` is older than the run's last checkpoint."""
+    config.check_environment()
     best = {"best": True, "last": False, None: None}[args.checkpoint]
-    return load_generator(args.run, best=best, device=args.device or config.pick_device(),
-                          averaged=not args.raw)
+    G, ckpt = load_generator(args.run, best=best, device=args.device or config.pick_device(),
+                             averaged=not args.raw)
+    _note_older_best(ckpt)
+    return G, ckpt
+
+
+def _note_older_best(ckpt: dict) -> None:
+    """A note on stderr when the checkpoint used is `best.pt` and the run's last checkpoint is
+    later: the scores and samples are then not those of the end of training."""
+    path = Path(ckpt["path"])
+    last = path.with_name("checkpoint.pt")
+    if path.name != "best.pt" or not last.exists():
+        return
+    try:
+        last_step = load_checkpoint(last)["step"]
+    except (GanHelpersError, KeyError):
+        return  # a damaged last checkpoint is not this command's business
+    if isinstance(last_step, int) and last_step > ckpt["step"]:
+        fid = (ckpt.get("best") or {}).get("fid")
+        why = f" (its FID {fid:.2f} was the best)" if isinstance(fid, float) else ""
+        print(f"note: using best.pt, from step {ckpt['step']:,}{why}; the last checkpoint is "
+              f"from step {last_step:,}, {last_step - ckpt['step']:,} steps later: add "
+              "--checkpoint last to use that one.", file=sys.stderr)
 
 
 def _weights(ckpt: dict) -> str:
@@ -333,8 +381,52 @@ def _weights(ckpt: dict) -> str:
     return ", moving average" if ckpt["averaged"] else ""
 
 
+OUT_SUFFIXES = (".png", ".pt")
+"""What `sample --out` writes: a PNG grid or a tensor file (any case: `.PNG`, `.PT`)."""
+
+
+def _grid_pixels(n: int, nrow: int, shape: tuple[int, ...], scale: int = 2) -> int:
+    """The pixels of `save_grid`'s PNG of `n` images of `shape` (C, H, W), `nrow` a row."""
+    pad = 2  # make_grid's padding
+    cols, rows = min(nrow, n), math.ceil(n / min(nrow, n))
+    return (cols * (shape[2] + pad) + pad) * (rows * (shape[1] + pad) + pad) * scale**2
+
+
+def _check_grid_size(n: int, nrow: int, shape: tuple[int, ...]) -> None:
+    """Refuse a grid too large for Pillow to open again (its decompression-bomb limit)."""
+    limit = Image.MAX_IMAGE_PIXELS or math.inf
+    if _grid_pixels(n, nrow, shape) <= limit:
+        return
+    most = nrow
+    while _grid_pixels(most + nrow, nrow, shape) <= limit:
+        most += nrow
+    raise GanHelpersError(
+        f"--n {n:,}: a grid of {n:,} images would have {_grid_pixels(n, nrow, shape):,} pixels, "
+        f"more than image viewers (and Pillow) open ({limit:,}): use --n {most:,} or fewer, or "
+        "--out FILE.pt for a tensor of the samples.")
+
+
+def _write(out: Path, write) -> None:
+    """`write(tmp)` into a temporary file beside `out`, then moved over it: `out` is either the
+    new file, whole, or what it was before. A failure is one line naming `out`."""
+    tmp = out.with_name(f".{out.name}.partial")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write(tmp)
+        os.replace(tmp, out)
+    except (OSError, RuntimeError) as err:  # RuntimeError: torch's writer on a full disk
+        tmp.unlink(missing_ok=True)
+        reason = getattr(err, "strerror", None) or str(err).strip().splitlines()[0]
+        raise GanHelpersError(f"Could not write the samples to {out}: {reason}. Nothing there "
+                              "was changed: free some space or choose another --out.") from err
+
+
 def sample(args: argparse.Namespace) -> int:
+    if args.out is not None:  # before the generator loads
+        args.out = checks.output_file(args.out, OUT_SUFFIXES)
     G, ckpt = _load(args)
+    out = args.out or checks.output_file(Path(ckpt["path"]).parent / "samples.png",
+                                         OUT_SUFFIXES)
     classes = getattr(G, "num_classes", None)
     if args.label is not None and not classes:
         raise GanHelpersError(f"the generator in {args.run} is unconditional: --class needs a "
@@ -346,30 +438,43 @@ def sample(args: argparse.Namespace) -> int:
     if classes:  # one class per column of the grid, or only the asked-for class
         labels = torch.full((args.n,), args.label) if args.label is not None else (
             torch.arange(args.n) % classes)
+    tensor_file = out.suffix.lower() == ".pt"
+    if not tensor_file:  # one image tells the grid's size, before all are drawn
+        probe = generate(G, z[:1], None if labels is None else labels[:1])
+        _check_grid_size(args.n, classes or 8, tuple(probe.shape[1:]))
     images = generate(G, z, labels)
-    out = args.out or Path(ckpt["path"]).parent / "samples.png"
-    if out.suffix == ".pt":
-        out.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(images, out)
+    if tensor_file:
+        _write(out, lambda tmp: torch.save(images, tmp))
     else:
-        save_grid(images, out, nrow=classes or 8, scale=2)
+        grid = enlarge(grid_image(images, nrow=classes or 8), 2)
+        _write(out, lambda tmp: grid.save(tmp, format="PNG"))
     print(f"{args.n} samples from {ckpt['path']} (step {ckpt['step']:,}{_weights(ckpt)}) -> "
           f"{out}")
     return 0
 
 
 def evaluate(args: argparse.Namespace) -> int:
-    from .evaluation import Evaluator
+    from .evaluation import Evaluator, sample_count
 
     G, ckpt = _load(args)
     if ckpt["run"]["dataset"] is None:
         raise GanHelpersError(f"{ckpt['path']} does not record its dataset, so there is nothing "
                               "to compare its samples with.")
+    n = sample_count(args.n)
+    if n < args.n:
+        print(f"note: GAN_SMOKE is set, so only {n:,} of the {args.n:,} images are scored, by a "
+              "briefly trained classifier: these figures are a smoke test, not a measurement "
+              "(unset GAN_SMOKE for real ones).", file=sys.stderr)
+    if n < MIN_FID_SAMPLES:
+        print(f"warning: an FID from {n:,} samples is noisy and biased upwards (the classifier's "
+              f"features have 128 dimensions): use --n {MIN_FID_SAMPLES:,} or more (5,000 is "
+              "the standard here), and compare only figures of the same --n.", file=sys.stderr)
     evaluator = Evaluator(dataset=ckpt["run"]["dataset"], device=args.device)
     scores = evaluator.score_generator(G, n=args.n, seed=args.seed)
     rows = {f"{Path(ckpt['path']).name} (step {ckpt['step']:,}{_weights(ckpt)})": scores,
             **evaluator.references(n=args.n, seed=args.seed)}
-    print(f"{ckpt['run']['dataset']}, {args.n:,} generated images against the test split:")
+    print(f"{ckpt['run']['dataset']}, {scores.n:,} generated images from {ckpt['path']} against "
+          "the test split:")
     print(evaluator.table(rows))
     return 0
 

@@ -28,7 +28,9 @@ from typing import TypeVar
 
 import torch
 
-from .errors import GanHelpersError, UsageError
+from . import checks
+from .errors import DeviceUnavailableError as DeviceUnavailableError  # it used to live here
+from .errors import UsageError
 
 T = TypeVar("T")
 
@@ -45,8 +47,25 @@ SMOKE: bool = _flag("GAN_SMOKE")
 """True in smoke mode (`GAN_SMOKE=1`): every lesson runs its code paths with tiny step counts."""
 
 
-SMOKE_IMAGES: int = int(os.environ.get("GAN_SMOKE_IMAGES") or 512)
-"""Training images a loader serves in smoke mode (`make_loader`)."""
+def _env_smoke_images() -> tuple[int, UsageError | None]:
+    try:
+        return checks.env_int("GAN_SMOKE_IMAGES", 512), None
+    except UsageError as err:  # raised when used (`smoke_images`): never breaks an import
+        return 512, err
+
+
+SMOKE_IMAGES, _SMOKE_IMAGES_ERROR = _env_smoke_images()
+"""Training images a loader serves in smoke mode (`make_loader`; use `smoke_images()`, which
+refuses a `GAN_SMOKE_IMAGES` that is not a whole number of at least 1)."""
+
+
+def smoke_images() -> int:
+    """`SMOKE_IMAGES`, the images a loader keeps in smoke mode; a bad `GAN_SMOKE_IMAGES` (`abc`,
+    `-5`) is a `UsageError` here, when it would be used, not when the package is imported (so
+    `--help` and everything outside smoke mode still work)."""
+    if _SMOKE_IMAGES_ERROR is not None and SMOKE:
+        raise _SMOKE_IMAGES_ERROR
+    return SMOKE_IMAGES
 
 
 def pick(full: T, smoke: T) -> T:
@@ -142,39 +161,34 @@ def device_hint(device: torch.device) -> str:
     return str(device)
 
 
-class DeviceUnavailableError(GanHelpersError, RuntimeError):
-    """The device asked for does not exist on this machine."""
-
-
 def pick_device(name: str | torch.device | None = None) -> torch.device:
     """The device to train on: `name` (a name or a `torch.device`) or `$GAN_DEVICE` if set, else
-    CUDA, then MPS, then CPU. A device that is not available here is a clear error."""
-    wanted = name or os.environ.get("GAN_DEVICE")
+    CUDA, then MPS, then CPU. A device that is not available here is a clear error
+    (`DeviceUnavailableError`, naming `GAN_DEVICE` when the value came from there); the name's
+    case does not matter (`CPU` is cpu)."""
+    if name is not None and not (isinstance(name, str) and not name.strip()):
+        return checks.device(name)
+    wanted = os.environ.get("GAN_DEVICE", "").strip()
     if wanted:
-        try:
-            device = torch.device(wanted)
-        except RuntimeError:
-            raise DeviceUnavailableError(
-                f"Device {str(wanted)!r}: use cpu, cuda, cuda:N or mps.") from None
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise DeviceUnavailableError(
-                f"Device {wanted!r} was asked for but CUDA is not available here. "
-                "On Colab choose Runtime > Change runtime type > GPU; elsewhere unset GAN_DEVICE."
-            )
-        if device.type == "mps" and not torch.backends.mps.is_available():
-            raise DeviceUnavailableError(
-                f"Device {wanted!r} was asked for but Apple MPS is not available.")
-        if device.type not in ("cpu", "cuda", "mps"):
-            raise DeviceUnavailableError(f"Device {wanted!r}: use cpu, cuda, cuda:N or mps.")
-        if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
-            raise DeviceUnavailableError(f"Device {wanted!r}: this machine has "
-                                         f"{torch.cuda.device_count()} CUDA device(s).")
-        return device
+        return checks.device(wanted, source="GAN_DEVICE")
     if torch.cuda.is_available():
         return torch.device("cuda")
     if torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def check_environment() -> None:
+    """Check the `GAN_*` variables that could stop a command later (`GAN_DATASET`, `GAN_DEVICE`,
+    `GAN_SMOKE_IMAGES` in smoke mode, `GAN_DATA_DIR`) now; a bad one is a `GanHelpersError`
+    naming it."""
+    dataset_name()
+    pick_device()
+    smoke_images()
+    folder = os.environ.get("GAN_DATA_DIR", "").strip()
+    if folder and Path(folder).expanduser().exists() and not Path(folder).expanduser().is_dir():
+        raise UsageError(f"GAN_DATA_DIR is {folder}, which is a file: point it at a folder (the "
+                         "datasets go into its MNIST/ and FashionMNIST/), or unset it.")
 
 
 def seed_everything(seed: int) -> None:

@@ -20,6 +20,15 @@ class UsageError(GanHelpersError, ValueError):
     """A function was called with arguments that cannot work (the message says which ones)."""
 
 
+class UsageTypeError(UsageError, TypeError):
+    """An argument of the wrong type (a string for a number, a discriminator for a generator):
+    a `UsageError` that is also a `TypeError`, as Python's own type errors are."""
+
+
+class DeviceUnavailableError(GanHelpersError, RuntimeError):
+    """The device asked for does not exist on this machine."""
+
+
 def brief_in_notebooks() -> None:
     """In IPython or Jupyter, show a `GanHelpersError` as one line, `error: message`, instead of a
     traceback (the cell still fails, so "Run all" stops there). Nothing happens elsewhere."""

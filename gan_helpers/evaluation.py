@@ -25,10 +25,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import config, data
+from . import checks, config, data
 from .checkpoints import save_checkpoint
 from .classifier import Classifier, load_classifier
-from .errors import UsageError
+from .errors import UsageError, UsageTypeError
 from .metrics import (
     N_SAMPLES,
     Scores,
@@ -48,8 +48,9 @@ SMOKE_SAMPLES = 256
 
 
 def sample_count(n: int) -> int:
-    """`n`, or at most `SMOKE_SAMPLES` in smoke mode: how many images an evaluation uses."""
-    return config.smoke_cap(n, SMOKE_SAMPLES)
+    """`n`, or at most `SMOKE_SAMPLES` in smoke mode: how many images an evaluation uses.
+    `n` must be a whole number of at least 2 (a Gaussian is fitted to the samples' features)."""
+    return config.smoke_cap(checks.whole_number("n", n, 2), SMOKE_SAMPLES)
 
 # ----------------------------------------------------------------------------- the evaluator
 
@@ -65,12 +66,16 @@ class Evaluator:
                  device: torch.device | str | None = None, batch_size: int = 500,
                  root: str | os.PathLike[str] | None = None) -> None:
         self.dataset = config.dataset_name(dataset or getattr(classifier, "dataset", None))
+        if classifier is not None and not (hasattr(classifier, "features")
+                                           and hasattr(classifier, "head")):
+            raise UsageTypeError(f"classifier must be a gan_helpers Classifier (or None: "
+                                 f"load_classifier's), got a {type(classifier).__name__}.")
         self.device = config.pick_device(device)
         self.root = root
         self.classifier = (classifier or load_classifier(self.dataset, root=root,
                                                          device=self.device)).to(self.device)
         self.classifier.eval()
-        self.batch_size = batch_size
+        self.batch_size = checks.positive_int("batch_size", batch_size)
         self.classes = data.dataset_info(self.dataset).classes
         self._test: tuple[torch.Tensor, torch.Tensor] | None = None
 
@@ -81,6 +86,9 @@ class Evaluator:
         `images`: uint8 pixels, or floats in [-1, 1]; processed in batches; other sizes than
         28x28 are resized to it.
         """
+        checks.images("images", images, channels=1)
+        if len(images) == 0:
+            raise UsageError("images is empty: give at least one image to score.")
         feats, probs = [], []
         for i in range(0, len(images), self.batch_size):
             x = images[i:i + self.batch_size].to(self.device)
@@ -109,7 +117,12 @@ class Evaluator:
                       n=len(features))
 
     def score(self, images: torch.Tensor) -> Scores:
-        """`Scores` of a batch of images (uint8, or floats in [-1, 1]) against the test split."""
+        """`Scores` of a batch of images (uint8, or floats in [-1, 1]) against the test split:
+        at least two images `(N, 1, H, W)`."""
+        checks.images("images", images, channels=1)
+        if len(images) < 2:
+            raise UsageError(f"Scoring needs at least 2 images (an FID fits a Gaussian to them), "
+                             f"got {len(images)}.")
         return self.score_outputs(*self.outputs(images))
 
     def generator_outputs(self, G: nn.Module, n: int = N_SAMPLES, seed: int = 0,
@@ -122,7 +135,9 @@ class Evaluator:
         every class in turn; for others the labels are -1. Smoke mode caps `n` (`sample_count`).
         """
         n = sample_count(n)
-        gen = torch.Generator().manual_seed(seed)
+        G = checks.generator("G", G)
+        gen = torch.Generator().manual_seed(checks.seed("seed", seed))
+        chunk = checks.positive_int("chunk", chunk)
         latent_dim = getattr(G, "latent_dim", 100)
         num_classes = getattr(G, "num_classes", None)
         labels = torch.arange(n) % num_classes if num_classes else torch.full((n,), -1)
@@ -162,8 +177,8 @@ class Evaluator:
         Smoke mode caps `n` as it caps the generator's samples (`sample_count`).
         """
         n = sample_count(n)
+        gen = torch.Generator().manual_seed(checks.seed("seed", seed))
         images, _ = data.load_tensors(self.dataset, self.root, train=True)
-        gen = torch.Generator().manual_seed(seed)
         pick = torch.randperm(len(images), generator=gen)[:n]
         noise = torch.rand(len(pick), 1, 28, 28, generator=gen) * 2 - 1
         return {"real (training split)": self.score(images[pick]),
@@ -203,11 +218,12 @@ class EvaluateEvery(Callback):
     def __init__(self, evaluator: Evaluator | None = None, every: int = 1, n: int = N_SAMPLES,
                  patience: int | None = None, keep_best: bool = False, verbose: bool = True,
                  every_steps: int | None = None, raw: bool = False) -> None:
-        if every < 1 or (every_steps is not None and every_steps < 1):
-            raise ValueError(f"every and every_steps must be at least 1, got {every} and "
-                             f"{every_steps}.")
-        if patience is not None and patience < 1:
-            raise ValueError(f"patience must be at least 1, got {patience}.")
+        every = checks.positive_int("every", every)
+        every_steps = checks.optional(checks.positive_int, "every_steps", every_steps)
+        patience = checks.optional(checks.positive_int, "patience", patience)
+        if evaluator is not None and not hasattr(evaluator, "score_generator"):
+            raise UsageTypeError(f"evaluator must be an Evaluator (or None: one is made for the "
+                                 f"loader's dataset), got a {type(evaluator).__name__}.")
         self.evaluator, self.every, self.n = evaluator, every, sample_count(n)
         self.patience, self.keep_best, self.verbose = patience, keep_best, verbose
         self.every_steps, self.raw = every_steps, raw
