@@ -44,11 +44,14 @@ SEED_MAX = 2**32 - 1
 def range_text(low: float | None = None, high: float | None = None, *, low_ok: bool = True,
                high_ok: bool = True) -> str:
     """The allowed range in words: "at least 1", "above 0 and at most 1", ..."""
+    def shown(v: float) -> str:
+        return f"{int(v):,}" if float(v).is_integer() else f"{v:g}"
+
     parts = []
     if low is not None:
-        parts.append(f"{'at least' if low_ok else 'above'} {low:g}")
+        parts.append(f"{'at least' if low_ok else 'above'} {shown(low)}")
     if high is not None:
-        parts.append(f"{'at most' if high_ok else 'below'} {high:g}")
+        parts.append(f"{'at most' if high_ok else 'below'} {shown(high)}")
     return " and ".join(parts) or "any number"
 
 

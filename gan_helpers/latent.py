@@ -31,8 +31,9 @@ import torch
 from PIL import Image
 from torch import nn
 
-from . import config, dashboard
+from . import checks, config, dashboard
 from .checkpoints import RunMismatchError, load_generator
+from .errors import UsageError, UsageTypeError
 from .images import enlarge, grid_image, grid_png
 from .models import generate
 from .run_folder import RunFiles
@@ -58,18 +59,21 @@ SMOKE_STEPS = 2
 def sample_prior(n: int, latent_dim: int = 100, seed: int = 0) -> torch.Tensor:
     """`n` draws from the prior N(0, I), `(n, latent_dim)`, from a generator seeded by `seed`
     (the global random state is untouched). Smoke mode: at most `SMOKE_SAMPLES` draws."""
-    n = config.smoke_cap(n, SMOKE_SAMPLES)
+    n = config.smoke_cap(checks.positive_int("n", n), SMOKE_SAMPLES)
+    latent_dim, seed = checks.positive_int("latent_dim", latent_dim), checks.seed("seed", seed)
     return torch.randn(n, latent_dim, generator=torch.Generator().manual_seed(seed))
 
 
 def prior_norm(latent_dim: int = 100) -> float:
     """The mean length of a prior draw, E|z| = √2 Γ((d+1)/2) / Γ(d/2) ≈ √(d - 1/2)."""
-    d = latent_dim
+    d = checks.positive_int("latent_dim", latent_dim)
     return math.sqrt(2) * math.exp(math.lgamma((d + 1) / 2) - math.lgamma(d / 2))
 
 
 def to_radius(z: torch.Tensor, radius: float) -> torch.Tensor:
     """`z` rescaled to length `radius` along its last dimension (a zero vector stays zero)."""
+    checks.latent("z", z)
+    radius = checks.finite_float("radius", radius, 0)
     return z * (radius / z.norm(dim=-1, keepdim=True).clamp_min(1e-12))
 
 
@@ -77,8 +81,35 @@ def to_radius(z: torch.Tensor, radius: float) -> torch.Tensor:
 
 
 def _weights(t: float | torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """`t` as a tensor with a trailing axis, to broadcast against vectors `(..., d)`."""
-    return torch.as_tensor(t, dtype=like.dtype, device=like.device).unsqueeze(-1)
+    """`t` as a tensor with a trailing axis, to broadcast against vectors `(..., d)`; `t` must be
+    finite numbers (a number, a sequence or a tensor)."""
+    if isinstance(t, torch.Tensor):
+        w = t.to(dtype=like.dtype, device=like.device)
+    else:
+        try:
+            w = torch.as_tensor(t, dtype=like.dtype, device=like.device)
+        except (TypeError, ValueError, RuntimeError):
+            raise UsageTypeError(f"t must be a number, or numbers (a list or a tensor), got "
+                                 f"{t!r}.") from None
+    if not torch.isfinite(w).all():
+        raise UsageError(f"t must be finite numbers (0 is z0, 1 is z1), got {t!r}.")
+    return w.unsqueeze(-1)
+
+
+def _pair(z0: torch.Tensor, z1: torch.Tensor, latent_dim: int | None = None) -> None:
+    """`z0` and `z1` are latent vectors of the same length (that of `latent_dim` if given), whose
+    shapes broadcast against each other."""
+    checks.latent("z0", z0, latent_dim)
+    checks.latent("z1", z1, latent_dim)
+    if z0.shape[-1] != z1.shape[-1]:
+        raise UsageError(f"z0 has {z0.shape[-1]} numbers per vector and z1 {z1.shape[-1]}: "
+                         "interpolate between vectors of the same length.")
+    try:
+        torch.broadcast_shapes(z0.shape, z1.shape)
+    except RuntimeError:
+        raise UsageError(f"z0 {tuple(z0.shape)} and z1 {tuple(z1.shape)} do not pair up: give "
+                         "two vectors (d,), two batches (N, d) of the same N, or one vector "
+                         "and a batch.") from None
 
 
 def lerp(z0: torch.Tensor, z1: torch.Tensor, t: float | torch.Tensor) -> torch.Tensor:
@@ -87,6 +118,7 @@ def lerp(z0: torch.Tensor, z1: torch.Tensor, t: float | torch.Tensor) -> torch.T
     `z0`, `z1`: `(..., d)`. `t` broadcasts against their leading dimensions: a number, or e.g.
     `(T,)` for single vectors `(d,)`, which gives `(T, d)`; `path` builds such a `t`.
     """
+    _pair(z0, z1)
     w = _weights(t, z0)
     return (1 - w) * z0 + w * z1
 
@@ -110,6 +142,7 @@ def slerp(z0: torch.Tensor, z1: torch.Tensor, t: float | torch.Tensor,
     opposite ones (ω = π, where every great circle joins them) turn through a fixed perpendicular
     direction; neither gives NaN.
     """
+    _pair(z0, z1)
     z0, z1 = torch.broadcast_tensors(z0, z1)
     w = _weights(t, z0)
     r0, r1 = z0.norm(dim=-1, keepdim=True), z1.norm(dim=-1, keepdim=True)
@@ -136,8 +169,10 @@ def _method(method: str) -> Callable[..., torch.Tensor]:
 def path(z0: torch.Tensor, z1: torch.Tensor, steps: int = 10,
          method: str = "slerp") -> torch.Tensor:
     """`steps` evenly spaced points from `z0` to `z1` (both ends included): `(steps, ..., d)`."""
+    steps = checks.whole_number("steps", steps)
     if steps < 2:
-        raise ValueError(f"A path needs at least 2 steps (its two ends), got {steps}.")
+        raise UsageError(f"A path needs at least 2 steps (its two ends), got {steps}.")
+    _pair(z0, z1)
     t = torch.linspace(0, 1, steps).view(steps, *[1] * (z0.dim() - 1))
     return _method(method)(z0, z1, t)
 
@@ -147,7 +182,12 @@ def walk(keypoints: torch.Tensor, steps: int = 16, method: str = "slerp",
     """A path through `keypoints` `(K, ..., d)`, `steps` points per leg: `(K * steps, ..., d)`
     if `closed` (back to the first keypoint, without repeating it: a GIF that loops smoothly),
     else `((K - 1) * steps + 1, ..., d)`. Smoke mode: at most `SMOKE_STEPS` points per leg."""
-    steps = config.smoke_cap(steps, SMOKE_STEPS)
+    steps = config.smoke_cap(checks.positive_int("steps", steps), SMOKE_STEPS)
+    checks.latent("keypoints", keypoints)
+    if keypoints.dim() < 2 or len(keypoints) < (1 if closed else 2):
+        raise UsageError(f"keypoints has shape {tuple(keypoints.shape)}: give a stack of "
+                         f"{'one or more' if closed else 'at least two'} latent vectors "
+                         "(K, ..., d).")
     stops = torch.cat([keypoints, keypoints[:1]]) if closed else keypoints
     legs = [path(a, b, steps + 1, method)[:-1] for a, b in zip(stops[:-1], stops[1:])]
     return torch.cat(legs if closed else legs + [stops[-1:]])
@@ -160,6 +200,8 @@ def interpolate(G: nn.Module, z0: torch.Tensor, z1: torch.Tensor, steps: int = 1
                 method: str = "slerp") -> torch.Tensor:
     """The images along the path from `z0` to `z1`: `(steps, C, H, W)` for single vectors `(d,)`,
     `(N, steps, C, H, W)` for batches `(N, d)`: one interpolation strip per pair."""
+    checks.generator("G", G)
+    _pair(z0, z1, getattr(G, "latent_dim", None))
     images = generate(G, path(z0, z1, steps, method))
     return images if z0.dim() == 1 else images.transpose(0, 1)
 
@@ -237,6 +279,8 @@ def label_samples(G: nn.Module, evaluator: Any, n: int = 10_000, seed: int = 0,
                   batch_size: int = 500) -> Labelled:
     """Draw `n` prior vectors (seeded), generate their images and let `evaluator`'s classifier
     (a `gan_helpers.evaluation.Evaluator`) label them. Smoke mode: `SMOKE_SAMPLES` at most."""
+    checks.generator("G", G)
+    batch_size = checks.positive_int("batch_size", batch_size)
     z = sample_prior(n, G.latent_dim, seed)
     labels, conf = [], []
     for i in range(0, len(z), batch_size):
@@ -251,6 +295,11 @@ def class_means(labelled: Labelled, n_classes: int = 10,
     """The mean latent vector of each class, `(n_classes, d)`, and how many samples went into
     each, `(n_classes,)`: samples labelled with at least `min_confidence`. A class without
     samples gets the zero vector and a count of 0."""
+    n_classes = checks.positive_int("n_classes", n_classes)
+    min_confidence = checks.finite_float("min_confidence", min_confidence, 0, 1)
+    if len(labelled.labels) and int(labelled.labels.max()) >= n_classes:
+        raise UsageError(f"The samples are labelled up to {int(labelled.labels.max())}, but "
+                         f"n_classes is {n_classes}: give the number of classes of the dataset.")
     keep = labelled.confidence >= min_confidence
     z, labels = labelled.z[keep], labelled.labels[keep]
     counts = torch.bincount(labels, minlength=n_classes)
@@ -271,6 +320,8 @@ def examples(labelled: Labelled, label: int, k: int = 1) -> torch.Tensor:
     """The `k` latent vectors that the classifier is surest show class `label`, `(k, d)` (fewer if
     there are fewer). If no sample has that label (a barely trained generator), the `k` surest
     samples of any class, with a printed note."""
+    k = checks.positive_int("k", k)
+    label = checks.non_negative_int("label", label)
     mine = labelled.labels == label
     if not mine.any():
         print(f"No sample was labelled {label}: using the surest samples of any class instead.")
@@ -295,7 +346,9 @@ def transfer_matrix(G: nn.Module, evaluator: Any, labelled: Labelled, means: tor
     samples). With `random_directions`, each move goes in a random direction of the same length
     instead: the control that tells whether the class-mean direction matters. Smoke mode:
     `per_class` is at most `SMOKE_PER_CLASS`."""
-    per_class = config.smoke_cap(per_class, SMOKE_PER_CLASS)
+    per_class = config.smoke_cap(checks.positive_int("per_class", per_class), SMOKE_PER_CLASS)
+    scale = checks.finite_float("scale", scale)
+    checks.latent("means", means, getattr(G, "latent_dim", None))
     n_classes = len(means)
     gen = torch.Generator().manual_seed(seed)
     result = torch.full((n_classes, n_classes), float("nan"))
@@ -323,7 +376,11 @@ def scores_along(G: nn.Module, evaluator: Any, z0: torch.Tensor, z1: torch.Tenso
     batches `z0`, `z1` `(N, d)` (e.g. N = 5,000 pairs of prior draws). `ts`: the values of t, or
     how many, evenly spaced from 0 to 1 (in smoke mode at most `SMOKE_T_VALUES`)."""
     if isinstance(ts, int):
+        ts = checks.whole_number("ts", ts, 1)
         ts = torch.linspace(0, 1, config.smoke_cap(ts, SMOKE_T_VALUES)).tolist()
+    else:
+        ts = [checks.finite_float("each t in ts", t) for t in ts]
+    _pair(z0, z1, getattr(G, "latent_dim", None))
     interp = _method(method)
     return {t: evaluator.score(generate(G, interp(z0, z1, t))) for t in ts}
 
@@ -396,7 +453,16 @@ class Explorer:
                  span: float = 2.0, steps: int = 7, evaluator: Any = None,
                  size: int = 196) -> None:
         if not directions:
-            raise ValueError("The explorer needs at least one direction.")
+            raise UsageError("The explorer needs at least one direction.")
+        latent_dim = getattr(checks.generator("G", G), "latent_dim", None)
+        z = checks.latent("z", z, latent_dim)
+        for name, d in directions.items():
+            if checks.tensor(f"direction {name!r}", d).numel() != z.numel():
+                raise UsageError(f"direction {name!r} has {d.numel()} numbers, but z has "
+                                 f"{z.numel()}: each direction must be a latent vector like z.")
+        span = checks.finite_float("span", span, 0, low_ok=False)
+        steps = checks.positive_int("steps", steps)
+        size = checks.positive_int("size", size)
         self.G, self.z, self.evaluator = G, z.reshape(-1).cpu(), evaluator
         self.directions = {name: d.reshape(-1).cpu() for name, d in directions.items()}
         self.span, self.steps, self.size = span, steps, size

@@ -26,6 +26,9 @@ from typing import Any
 
 import torch
 
+from . import checks
+from .errors import UsageError
+
 N_SAMPLES = 5000
 """Generated images per evaluation. FID is biased upwards for small samples: compare only figures
 computed with the same number of samples."""
@@ -37,9 +40,10 @@ FAIR_SHARE = 0.5
 
 def gaussian_stats(features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The mean and the (unbiased) covariance of `features` `(N, d)`, in float64."""
+    checks.tensor("features", features, dims=2, what="(N, d)")
     f = features.detach().to("cpu", torch.float64)
     if len(f) < 2:
-        raise ValueError("Fitting a Gaussian needs at least two feature vectors.")
+        raise UsageError(f"Fitting a Gaussian needs at least two feature vectors, got {len(f)}.")
     mu = f.mean(0)
     centred = f - mu
     return mu, centred.T @ centred / (len(f) - 1)
@@ -61,6 +65,12 @@ def frechet_distance(mu1: torch.Tensor, sigma1: torch.Tensor, mu2: torch.Tensor,
     matrix with the same eigenvalues, by eigen-decomposition in float64: stable also for the
     singular covariances of collapsed generators (no complex parts to throw away).
     """
+    d = checks.tensor("mu1", mu1, dims=1, what="(d,)").shape[0]
+    for name, value, shape in (("mu2", mu2, (d,)), ("sigma1", sigma1, (d, d)),
+                               ("sigma2", sigma2, (d, d))):
+        if tuple(checks.tensor(name, value).shape) != shape:
+            raise UsageError(f"{name} has shape {tuple(value.shape)}, but mu1 has {d} features, "
+                             f"so it must be {shape}: compare statistics of the same features.")
     mu1, mu2 = mu1.to(torch.float64), mu2.to(torch.float64)
     s1, s2 = sigma1.to(torch.float64), sigma2.to(torch.float64)
     root1 = _sqrt_psd(s1)
@@ -80,6 +90,7 @@ def fid_from_features(a: torch.Tensor, b: torch.Tensor) -> float:
 def inception_score(probs: torch.Tensor) -> float:
     """exp(E_x KL(p(y|x) || p(y))) over all of `probs` `(N, classes)` (one split, no averaging
     over splits): between 1 (all samples alike, or all uncertain) and the number of classes."""
+    _probabilities(probs)
     p = probs.detach().to("cpu", torch.float64).clamp(min=1e-12)
     marginal = p.mean(0, keepdim=True)
     kl = (p * (p.log() - marginal.log())).sum(1)
@@ -88,19 +99,32 @@ def inception_score(probs: torch.Tensor) -> float:
 
 def class_histogram(probs: torch.Tensor) -> list[float]:
     """The share of samples predicted as each class (the argmax of `probs`)."""
+    _probabilities(probs)
     counts = torch.bincount(probs.argmax(1).cpu(), minlength=probs.shape[1]).double()
     return (counts / max(1, len(probs))).tolist()
 
 
 def coverage(histogram: Sequence[float], fair_share: float = FAIR_SHARE) -> int:
     """How many classes receive at least `fair_share` of a uniform share (1 / classes)."""
+    if len(histogram) == 0:
+        raise UsageError("coverage needs a histogram with at least one class.")
+    fair_share = checks.finite_float("fair_share", fair_share, 0)
     threshold = fair_share / len(histogram)
     return sum(1 for share in histogram if share >= threshold - 1e-12)
 
 
 def confidence(probs: torch.Tensor, threshold: float = CONFIDENT) -> float:
     """The share of samples whose top class probability is at least `threshold`."""
+    _probabilities(probs)
+    threshold = checks.finite_float("threshold", threshold, 0, 1)
     return (probs.max(1).values >= threshold).double().mean().item()
+
+
+def _probabilities(probs: torch.Tensor) -> None:
+    """`probs` is at least one row of class probabilities `(N, classes)`."""
+    checks.tensor("probs", probs, dims=2, what="(N, classes) of class probabilities")
+    if len(probs) == 0:
+        raise UsageError("probs is empty: the metrics need at least one sample.")
 
 
 @dataclass
