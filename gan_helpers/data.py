@@ -593,9 +593,11 @@ def make_loader(
 
     `limit` keeps the first `limit` images (None: all); smoke mode keeps `config.SMOKE_IMAGES`.
     """
-    batch_size = checks.positive_int("batch_size", batch_size)
+    batch_size = checks.positive_int("batch_size", batch_size)  # all before the data loads
     limit = checks.optional(checks.positive_int, "limit", limit)
-    device = checks.device(device) if device is not None else None  # before the data loads
+    seed = checks.seed("seed", seed)
+    image_size = checks.optional(checks.positive_int, "image_size", image_size)
+    device = checks.device(device) if device is not None else None
     limit = config.smoke_cap(limit, config.smoke_images())
     images, labels = load_tensors(name, root, train=train, limit=limit)
     loader = TensorLoader(
