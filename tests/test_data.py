@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 import torch
 from conftest import write_dataset
@@ -199,3 +202,67 @@ def test_time_loader_counts_the_batches_it_timed_and_moves_them(monkeypatch):
     many = [(torch.zeros(1), None)] * 50
     assert data.time_loader(many, 40)[0] == data.SMOKE_TIMED_BATCHES < 40
     assert data.time_loader(many)[0] == 50  # a whole epoch stays whole
+
+
+def test_following_the_offline_advice_works_with_any_gzip(tmp_path, monkeypatch, capsys):
+    """The offline error asks for the four .gz files in raw/: put there (recompressed, so their
+    MD5s are not torchvision's, and with no system copy), they are unpacked and used."""
+    _no_download(monkeypatch)
+    monkeypatch.setenv("GAN_SYSTEM_DATASETS", str(tmp_path / "none"))
+    raw = tmp_path / "data" / "FashionMNIST" / "raw"
+    arrays = write_dataset(raw, compress=True)
+    assert sorted(p.name for p in raw.iterdir()) == sorted(f"{f}.gz" for f in data.RAW_FILES)
+    ds = data.load_dataset("fashion-mnist", root=tmp_path / "data")
+    assert torch.equal(ds.data, torch.from_numpy(arrays["train_images"]))
+    assert sorted(p.name for p in raw.iterdir()) == sorted(
+        [*data.RAW_FILES, *(f"{f}.gz" for f in data.RAW_FILES)])  # the .gz files are kept
+    assert capsys.readouterr().err == ""
+
+
+def test_a_damaged_placed_gzip_is_named(tmp_path, monkeypatch):
+    _no_download(monkeypatch)
+    monkeypatch.setenv("GAN_SYSTEM_DATASETS", str(tmp_path / "none"))
+    raw = tmp_path / "data" / "FashionMNIST" / "raw"
+    write_dataset(raw, compress=True)
+    bad = raw / "train-labels-idx1-ubyte.gz"
+    bad.write_bytes(bad.read_bytes()[:30])
+    with pytest.raises(data.DatasetCorruptError, match=f"Dataset file {bad} cannot be read"):
+        data.load_dataset("fashion-mnist", root=tmp_path / "data")
+    assert not (raw / "train-labels-idx1-ubyte").exists()  # no half-written file
+    assert not list(raw.glob(".*partial"))
+
+
+def test_files_are_checked_once_per_version(tiny_data, monkeypatch):
+    """The contents check (MD5s, labels, black images) runs once per file; the cache, beside
+    raw/, is keyed on size and modification time, so a changed file is checked again."""
+    checked = []
+    real = data.check_file_contents
+    monkeypatch.setattr(data, "check_file_contents",
+                        lambda info, path: checked.append(path.name) or real(info, path))
+    data._verified.clear()
+    data.load_dataset()
+    assert sorted(checked) == sorted(data.RAW_FILES)
+    assert (tiny_data["root"] / "FashionMNIST" / data.VERIFIED).exists()
+    data._verified.clear()  # a new process: only the cache file remains
+    data.load_dataset(train=False)
+    assert len(checked) == 4
+    labels = tiny_data["root"] / "FashionMNIST" / "raw" / "t10k-labels-idx1-ubyte"
+    labels.write_bytes(labels.read_bytes())  # same contents, a new modification time
+    os.utime(labels, ns=(labels.stat().st_atime_ns, labels.stat().st_mtime_ns + 10**9))
+    data.load_dataset()
+    assert checked[4:] == ["t10k-labels-idx1-ubyte"]
+
+
+def test_a_read_only_cache_folder_still_works(tiny_data, monkeypatch):
+    """The cache cannot be written (a read-only data folder): the files are checked, and the
+    check is remembered in memory instead."""
+    def refuse(self, text):
+        raise PermissionError(13, "Permission denied")
+    monkeypatch.setattr(Path, "write_text", refuse)
+    data._verified.clear()
+    assert len(data.load_dataset()) == 256
+    assert not (tiny_data["root"] / "FashionMNIST" / data.VERIFIED).exists()
+    calls = []
+    monkeypatch.setattr(data, "check_file_contents", lambda info, path: calls.append(path))
+    data.load_dataset()
+    assert calls == []
