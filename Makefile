@@ -5,6 +5,8 @@
 #   make lessons  execute every lesson in full mode; executed copies go to runs/executed/
 #   make site     the lessons as a static web site in site/ (executes changed lessons first)
 #   make bench    the loader, speed and dashboard benchmarks (print figures; minutes)
+#   make colab-check  every lesson in both Colab-like runtimes (Colab's default, Python 3.13,
+#                 and its previous 26.07 runtime, Python 3.12); `make test` runs the default one
 #   make lint     ruff
 
 PYTHON ?= python3
@@ -15,7 +17,7 @@ EPOCHS ?= 5
 ARGS ?=
 MODEL ?= dcgan
 
-.PHONY: train test lessons site bench lint clean-venv
+.PHONY: train test lessons site bench lint colab-check clean-venv
 
 train: $(STAMP)
 	$(PY) -m gan_helpers train --model $(MODEL) --epochs $(EPOCHS) $(ARGS)
@@ -44,6 +46,9 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_loader.py
 	$(PY) benchmarks/bench_speed.py --explore
 	$(PY) benchmarks/bench_dashboard.py
+
+colab-check: $(STAMP)
+	COLAB_RUNTIMES=all $(PY) -m pytest -p no:cacheprovider tests/test_colab_runtime.py
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -275,6 +275,24 @@ def test_the_audit_sees_a_read_of_the_checkout(runtime, repo_url, tmp_path):
         ["open", str(ROOT / "pyproject.toml")]]
 
 
+def test_a_deprecated_call_fails_a_lesson(runtime, repo_url, tmp_path):
+    """The strict-warnings cell the lesson copies get can fail: Pillow's deprecated
+    `fromarray(..., mode=)` (the call gan_helpers.images made until Pillow 11.3) raises."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(STRICT_WARNINGS), nbformat.v4.new_code_cell(
+        "import numpy as np\nfrom PIL import Image\n"
+        "Image.fromarray(np.zeros((2, 2), np.uint8), mode='L')")]
+    (tmp_path / "content").mkdir()
+    nbformat.write(nb, tmp_path / "content" / "deprecated.ipynb")
+    result = colab_runtime.execute(tmp_path / "content" / "deprecated.ipynb", runtime,
+                                   kernel_env(runtime, tmp_path, repo_url))
+    assert result.failed_cell() is not None and result.failed_cell()[0] == 1
+    error = next(o for o in result.notebook.cells[1].outputs if o["output_type"] == "error")
+    assert error["ename"] == "DeprecationWarning" and "mode" in error["evalue"]
+
+
 def test_lessons_change_no_package_of_the_runtime_but_gan_helpers(runtime):
     if runtime.lessons_run == 0:
         pytest.skip("no lesson ran in this session")
