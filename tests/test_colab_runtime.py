@@ -108,6 +108,19 @@ def runtime(tmp_path_factory, request):
     shutil.rmtree(folder, ignore_errors=True)
 
 
+def test_without_colabs_python_the_build_falls_back_or_refuses(tmp_path):
+    """A Python the machine lacks is not found; with `fallback=False` (CI) the build refuses at
+    once, naming it, before anything is downloaded or created."""
+    missing = colab_runtime.RuntimeSpec("test", "9.99", {}, "a runtime of a Python nobody has")
+    assert colab_runtime.find_python("9.99") is None
+    with pytest.raises(RuntimeUnavailableError, match=r"Colab runs Python 9\.99, but python9\.99 "
+                                                      r"is not on this machine"):
+        colab_runtime.build_runtime(tmp_path / "rt", missing, log=lambda m: None, fallback=False)
+    assert not (tmp_path / "rt").exists()
+    found = colab_runtime.find_python("{}.{}".format(*sys.version_info))
+    assert found is not None and found.exists()
+
+
 def test_the_runtime_has_colabs_versions(runtime):
     """Colab's pins are what the runtime's Python imports (installed, not linked from here)."""
     wanted = runtime.spec.packages
