@@ -380,7 +380,22 @@ def fit_arguments(G: Any, D: Any, loader: Any, epochs: Any, *, max_steps: Any = 
         raise UsageTypeError(f"loader must yield (images, labels) batches (a TensorLoader from "
                              f"make_loader, or a DataLoader), got {_type_name(loader)}.")
     gan_networks(G, D, loader_image_shape(loader))
+    conditional_labels(G, getattr(loader, "labels", None))
     return checked
+
+
+def conditional_labels(G: Any, labels: Any) -> None:
+    """For a conditional `G` (one with `num_classes`): every label in `labels` (a tensor, e.g.
+    a `TensorLoader`'s) is one of its classes, 0 to num_classes - 1."""
+    classes = getattr(G, "num_classes", None)
+    if not classes or not isinstance(labels, torch.Tensor) or labels.numel() == 0:
+        return
+    low, high = int(labels.min()), int(labels.max())
+    if low < 0 or high >= classes:
+        bad = low if low < 0 else high
+        raise UsageError(f"The loader's labels include {bad}, but the conditional generator has "
+                         f"classes 0 to {classes - 1}: build it with num_classes={high + 1} or "
+                         "fix the labels.")
 
 
 # ----------------------------------------------------------------------------- output files

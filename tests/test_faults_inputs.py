@@ -324,6 +324,16 @@ def test_fit_arguments_accept_a_good_pair_and_change_nothing():
     G8 = models.ConditionalGenerator("mlp", latent_dim=8, num_classes=10, hidden=(16,))
     checks.gan_networks(G8, D, (1, 28, 28))
     checks.gan_networks(G, D, (1, 28, 28))
+    checks.fit_arguments(G, D, tiny_loader(), 1)
+
+
+def test_labels_out_of_range_for_a_conditional_gan_are_named():
+    G, D = small_conditional_g(), models.ProjectionDiscriminator("mlp", 10)
+    loader = tiny_loader()
+    loader.labels[3] = 10
+    with pytest.raises(UsageError, match="The loader's labels include 10, but the conditional "
+                                         "generator has classes 0 to 9"):
+        checks.fit_arguments(G, D, loader, 1)
 
 
 def _evaluator() -> Evaluator:
