@@ -303,16 +303,9 @@ def gan_networks(G: Any, D: Any, image_shape: tuple[int, ...] | None = None) -> 
     if latent_dim is None:
         return  # a network of the learner's own without latent_dim: nothing to probe with
     classes = getattr(G, "num_classes", None)
-    device = next(iter(G.parameters()), torch.empty(0)).device
-    z = torch.randn(2, latent_dim, generator=torch.Generator().manual_seed(0)).to(device)
-    cond = (torch.zeros(2, dtype=torch.long, device=device),) if classes else ()
-    with _eval(G), _eval(D):
-        try:
-            fake = G(z, *cond)
-        except (RuntimeError, TypeError) as err:
-            raise UsageError(f"G ({type(G).__name__}) cannot turn latent vectors of "
-                             f"{latent_dim} numbers into images ({_first_line(err)}): is it a "
-                             "generator, built with this latent_dim?") from None
+    fake = generator_images(G, latent_dim)
+    cond = (torch.zeros(2, dtype=torch.long, device=fake.device),) if classes else ()
+    with _eval(D):
         made = tuple(fake.shape[1:])
         if image_shape is not None and made != tuple(image_shape):
             raise UsageError(
@@ -329,6 +322,29 @@ def gan_networks(G: Any, D: Any, image_shape: tuple[int, ...] | None = None) -> 
         raise UsageError(f"D ({type(D).__name__}) gives {tuple(verdict.shape)} for a batch of 2 "
                          "images, not one score per image: is it a discriminator? (G and D may "
                          "be swapped.)")
+
+
+def generator_images(G: nn.Module, latent_dim: int | None = None) -> torch.Tensor:
+    """Two images from `G` (eval mode, no gradients, its own seeded noise: nothing in `G` or the
+    global random state changes), `(2, C, H, W)`; a `UsageError` in words when `G` cannot make
+    images from latent vectors of `latent_dim` numbers (default: `G.latent_dim`)."""
+    latent_dim = latent_dim or getattr(G, "latent_dim", None) or 100
+    classes = getattr(G, "num_classes", None)
+    device = next(iter(G.parameters()), torch.empty(0)).device
+    z = torch.randn(2, latent_dim, generator=torch.Generator().manual_seed(0)).to(device)
+    cond = (torch.zeros(2, dtype=torch.long, device=device),) if classes else ()
+    with _eval(G):
+        try:
+            fake = G(z, *cond)
+        except (RuntimeError, TypeError) as err:
+            raise UsageError(f"G ({type(G).__name__}) cannot turn latent vectors of "
+                             f"{latent_dim} numbers into images ({_first_line(err)}): is it a "
+                             "generator, built with this latent_dim?") from None
+    if not isinstance(fake, torch.Tensor) or fake.dim() != 4 or len(fake) != 2:
+        shape = tuple(fake.shape) if isinstance(fake, torch.Tensor) else type(fake).__name__
+        raise UsageError(f"G ({type(G).__name__}) gives {shape} for 2 latent vectors, not images "
+                         "(2, C, H, W): is it a generator? (G and D may be swapped.)")
+    return fake
 
 
 class _eval:

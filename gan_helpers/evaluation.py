@@ -139,6 +139,7 @@ class Evaluator:
         gen = torch.Generator().manual_seed(checks.seed("seed", seed))
         chunk = checks.positive_int("chunk", chunk)
         latent_dim = getattr(G, "latent_dim", 100)
+        checks.images("G's images", checks.generator_images(G, latent_dim), channels=1)
         num_classes = getattr(G, "num_classes", None)
         labels = torch.arange(n) % num_classes if num_classes else torch.full((n,), -1)
         feats, probs = [], []
