@@ -542,24 +542,48 @@ def test_a_file_where_a_data_folder_belongs_is_one_clear_error(tmp_path, monkeyp
     assert snapshot(tmp_path) == before
 
 
-def test_a_data_folder_that_fills_up_says_so_and_leaves_no_partial_file(tmp_path):
-    """A real limit on file size (`ulimit -f`): unpacking the placed .gz files fails with EFBIG,
-    which is named as the data folder's problem, not the files'."""
+@pytest.mark.parametrize("source", ["gz files put in raw/", "a system copy"])
+def test_a_data_folder_that_fills_up_says_so_and_leaves_no_partial_file(tmp_path, source):
+    """A real limit on file size (`ulimit -f`): unpacking fails with EFBIG, which is named as the
+    data folder's problem, not as a file that cannot be read."""
     raw = tmp_path / "data" / "FashionMNIST" / "raw"
-    write_dataset(raw, compress=True)  # train images: 200,720 bytes unpacked
-    before = snapshot(tmp_path / "data")
+    system = tmp_path / "system"
+    # train images: 200,720 bytes unpacked
+    write_dataset(raw if source.startswith("gz") else system / "fashion-mnist", compress=True)
+    before = snapshot(tmp_path)
     code = "from gan_helpers import data; data.load_dataset(download=False)"
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT,
         env={**os.environ, "GAN_DATA_DIR": str(tmp_path / "data"), "GAN_DATASET": "fashion-mnist",
-             "GAN_SYSTEM_DATASETS": str(tmp_path / "none")},
+             "GAN_SYSTEM_DATASETS": str(system)},
         preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000)))
     assert result.returncode == 1
     assert ("DatasetUnavailableError: Cannot write the dataset file train-images-idx3-ubyte into "
             f"{raw}: File too large") in result.stderr
+    assert "cannot be read" not in result.stderr
     assert not list(raw.glob(".*partial"))
-    after = snapshot(tmp_path / "data")
+    after = snapshot(tmp_path)
     assert {k: v for k, v in after.items() if k in before} == before  # the .gz files untouched
+
+
+def test_a_read_only_data_folder_is_named(tmp_path, monkeypatch):
+    import errno
+
+    _no_download(monkeypatch)
+    real_mkdir = Path.mkdir
+
+    def read_only(self, *args, **kwargs):
+        if str(self).startswith(str(tmp_path / "data")):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(self))
+        return real_mkdir(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", read_only)
+    with pytest.raises(data.DatasetUnavailableError) as err:
+        data.load_dataset("mnist", root=tmp_path / "data")
+    assert str(err.value).startswith(f"Cannot create the dataset folder "
+                                     f"{tmp_path / 'data' / 'MNIST' / 'raw'}: Read-only file "
+                                     "system. Make the data folder writable")
+    assert not (tmp_path / "data").exists()
 
 
 # ----------------------------------------------------------------------------- sample outputs
