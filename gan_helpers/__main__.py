@@ -36,14 +36,14 @@ import torch
 from PIL import Image
 
 from . import checks, config
-from .checkpoints import load_checkpoint, load_generator
+from .checkpoints import CheckpointWriteError, load_checkpoint, load_generator
 from .data import make_loader
 from .errors import GanHelpersError
 from .images import enlarge, grid_image
 from .models import CONDITIONAL, MODELS, generate
 from .objectives import OBJECTIVES
 from .recipes import PRESETS, Preset, Recipe
-from .run_folder import RunFiles, RunFolderError, RunLock, prepare
+from .run_folder import RunFiles, RunFolderError, RunLock, RunWriteError, prepare, write_atomic
 from .training import NonFiniteLossError, SpeedOptions, fit
 
 TRAIN_IMAGES = 60_000
@@ -100,10 +100,10 @@ def _device(text: str) -> torch.device:
 def _environment(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     """The `GAN_*` variables that matter to the command, checked before any work (a bad
     GAN_DEVICE, GAN_DATASET, GAN_DATA_DIR or, in smoke mode, GAN_SMOKE_IMAGES exits with
-    status 2 naming it); an unset --device becomes the best device available here."""
+    status 2 naming it; --dataset and --device, when given, win over theirs); an unset
+    --device becomes the best device available here."""
     try:
-        config.check_environment()
-        args.device = args.device or config.pick_device()
+        args.device = config.check_environment(args.dataset, args.device)
     except GanHelpersError as err:
         parser.error(str(err))
 
@@ -288,22 +288,25 @@ def train(args: argparse.Namespace, recipe: Recipe) -> int:
           f"images, batches of {args.batch_size}, {len(loader)} steps per epoch{average}) on "
           f"{device}{bf16} -> {args.out}")
     start = time.perf_counter()
-    try:
+    try:  # --overwrite: fit deletes the old run only when the new one writes its first file
         history = fit(parts.G, parts.D, loader, epochs=args.epochs, objective=parts.objective,
                       opt_g=parts.opt_g, opt_d=parts.opt_d, lr_schedule=args.lr_schedule,
                       device=device, run_dir=args.out, seed=args.seed, resume=args.resume,
-                      max_steps=args.max_steps, speed=speed,
+                      overwrite=args.overwrite, max_steps=args.max_steps, speed=speed,
                       sync_every=args.sync_every, callbacks=callbacks, ema=args.ema,
                       settings={**recipe.settings(), "limit": args.limit})
-    finally:
-        _write_plots(RunFiles(args.out), evaluating, args.ema)
+    except BaseException:
+        _write_plots(RunFiles(args.out), evaluating, args.ema, failing=True)  # hides nothing
+        raise
+    _write_plots(RunFiles(args.out), evaluating, args.ema)
     final = f" Final grid: {history.final_grid}" if history.final_grid else ""
     print(f"{history.stop_reason} after {len(history['loss_d'])} steps in "
           f"{time.perf_counter() - start:.0f} s.{final}")
     for start_of_reason, status in INTERRUPTED.items():
         if history.stop_reason.startswith(start_of_reason):
             if history.checkpoint_step is None:
-                print("No checkpoint was written: train again.", file=sys.stderr)
+                print(f"No checkpoint was written, so there is nothing to resume: train again."
+                      f"{_old_run_note(args)}", file=sys.stderr)
             else:
                 print(f"The checkpoint of step {history.checkpoint_step} is saved. To continue: "
                       f"python -m gan_helpers {' '.join(_resume_args(args))}", file=sys.stderr)
@@ -321,26 +324,60 @@ def _resume_args(args: argparse.Namespace) -> list[str]:
     return ["train", *given, "--resume"]
 
 
-def _write_plots(files: RunFiles, evaluating=None, ema: float | None = None) -> None:
+def _old_run_note(args: argparse.Namespace) -> str:
+    """With --overwrite, when the new run saved nothing: the old run is still there."""
+    if args.overwrite and RunFiles(args.out).holds_run():
+        return f" {args.out} still holds the run it was to replace, as it was."
+    return ""
+
+
+def _write_plots(files: RunFiles, evaluating=None, ema: float | None = None,
+                 failing: bool = False) -> None:
     """After training (the loop itself draws nothing): losses.png from history.json, and with
     an evaluation callback metrics.json (`ema`: the decay of the moving average scored, or null:
-    G's own weights) and quality.png."""
-    if not files.history.exists():
+    G's own weights; written atomically) and quality.png.
+
+    A plot that cannot be drawn (a damaged history.json, a full disk) is one line of warning, so
+    it never hides what ended training; so is metrics.json when training failed (`failing`),
+    while after a run that ended well a metrics.json that cannot be written is an error."""
+    def warn(what: str, err: BaseException) -> None:
+        print(f"warning: {what} not written: {type(err).__name__}: {err}", file=sys.stderr)
+
+    history = None
+    if files.history.exists():
+        try:
+            history = json.loads(files.history.read_text())
+            curves = {k: v for k, v in history.items() if k != "stop_reason"}
+        except (OSError, ValueError, AttributeError) as err:  # damaged: not a JSON object
+            warn(f"{files.losses} (history.json cannot be read)", err)
+            history = None
+    if history is None:
         return
     from . import viz  # matplotlib, only now
 
-    history = json.loads(files.history.read_text())
-    viz.save_history_plot({k: v for k, v in history.items() if k != "stop_reason"}, files.losses)
+    try:
+        viz.save_history_plot(curves, files.losses)
+    except Exception as err:  # noqa: BLE001 - a plot never hides the run's own outcome
+        warn(str(files.losses), err)
     if evaluating is not None and evaluating.records:
         evaluator, entries, n = evaluating.evaluator, evaluating.records, evaluating.n
-        references = evaluator.references(n=n)
-        best = min(entries, key=lambda e: e["fid"])
-        files.metrics.write_text(json.dumps({
-            "dataset": evaluator.dataset, "samples": n, "ema": ema,
-            "classifier_test_accuracy": evaluator.classifier.test_accuracy,
-            "references": {k: v.as_dict() for k, v in references.items()},
-            "best": best, "eval": entries}, indent=1))
-        viz.save_quality_plot(entries, files.quality, references)
+        try:
+            references = evaluator.references(n=n)
+            best = min(entries, key=lambda e: e["fid"])
+            write_atomic(files.metrics, json.dumps({
+                "dataset": evaluator.dataset, "samples": n, "ema": ema,
+                "classifier_test_accuracy": evaluator.classifier.test_accuracy,
+                "references": {k: v.as_dict() for k, v in references.items()},
+                "best": best, "eval": entries}, indent=1), "metrics")
+        except Exception as err:  # noqa: BLE001 - raised below unless training failed
+            if not failing:
+                raise
+            warn(str(files.metrics), err)
+            return
+        try:
+            viz.save_quality_plot(entries, files.quality, references)
+        except Exception as err:  # noqa: BLE001 - as for losses.png
+            warn(str(files.quality), err)
         print(f"Best classifier FID {best['fid']:.2f} at epoch {best['epoch']} "
               f"(real images: {references['real (training split)'].fid:.2f}, noise: "
               f"{references['noise (uniform)'].fid:.2f}) -> {files.best}")
@@ -349,10 +386,9 @@ def _write_plots(files: RunFiles, evaluating=None, ema: float | None = None) -> 
 def _load(args: argparse.Namespace):
     """The generator `sample` and `evaluate` use, and its checkpoint, after checking the
     environment; says on stderr when `best.pt` is older than the run's last checkpoint."""
-    config.check_environment()
+    args.device = config.check_environment(device=args.device, check_dataset=False)
     best = {"best": True, "last": False, None: None}[args.checkpoint]
-    G, ckpt = load_generator(args.run, best=best, device=args.device or config.pick_device(),
-                             averaged=not args.raw)
+    G, ckpt = load_generator(args.run, best=best, device=args.device, averaged=not args.raw)
     _note_older_best(ckpt)
     return G, ckpt
 
@@ -484,15 +520,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
     recipe = _checked_train_args(parser, args) if args.command == "train" else None
+    started = time.time()
     try:
         if args.command == "train":
             with RunLock(args.out):  # before the data loads: one run per folder
-                if args.overwrite:
-                    RunFiles(args.out).clear()  # nothing of the old run may mix with the new
-                return train(args, recipe)
+                return train(args, recipe)  # --overwrite: fit replaces the old run, not before
         return sample(args) if args.command == "sample" else evaluate(args)
-    except KeyboardInterrupt:  # a second Ctrl-C: what was saved is whole (atomic writes)
-        resume = "; continue with --resume" if args.command == "train" else ""
+    except KeyboardInterrupt:  # before training, or a second Ctrl-C: what was saved is whole
+        resume = _after_interrupt(args, started) if args.command == "train" else ""
         print(f"error: interrupted. Every file already written is whole{resume}.",
               file=sys.stderr)
         return 130
@@ -501,7 +536,25 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except GanHelpersError as err:  # the user's to fix; anything else is a bug: traceback
         print(f"error: {err}", file=sys.stderr)
+        if args.command == "train" and isinstance(err, (CheckpointWriteError, RunWriteError)):
+            files = RunFiles(args.out)
+            if files.holds_run() and not (args.overwrite
+                                          and files.checkpoint.stat().st_mtime < started):
+                print(f"To continue: python -m gan_helpers {' '.join(_resume_args(args))}",
+                      file=sys.stderr)
         return 2
+
+
+def _after_interrupt(args: argparse.Namespace, started: float) -> str:
+    """What an interrupt of `train` outside the steps leaves (a Ctrl-C while the data loads, the
+    networks are built or the evaluation classifier trains, or a second Ctrl-C): a checkpoint
+    to continue, the old run (--overwrite that wrote nothing yet), or nothing to resume."""
+    files = RunFiles(args.out)
+    if not files.holds_run():
+        return ": no checkpoint was written, so there is nothing to resume; train again"
+    if args.overwrite and files.checkpoint.stat().st_mtime < started:
+        return f"; nothing of the new run was saved, and {args.out} still holds the old run"
+    return f"; to continue: python -m gan_helpers {' '.join(_resume_args(args))}"
 
 
 if __name__ == "__main__":

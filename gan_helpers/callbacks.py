@@ -35,7 +35,7 @@ from .checkpoints import AVERAGE_KEY, CHECKPOINT_FORMAT, rng_state, save_checkpo
 from .errors import GanHelpersError
 from .images import save_grid
 from .models import generate
-from .run_folder import RunFiles
+from .run_folder import RunFiles, RunWriteError, write_atomic
 
 STATS = ("loss_d", "loss_g", "d_real", "d_fake", "grad_d", "grad_g")
 """What one step reports, in order: both losses, the mean D(x) and D(G(z)) as probabilities, and
@@ -103,6 +103,11 @@ class TrainState:
     history: History = field(default_factory=History)
     step: int = 0
     """Steps done so far (in all, across resumes)."""
+    start_step: int = 0
+    """The step this call of `fit` started from (a resumed run's checkpoint step, else 0)."""
+    replacing: bool = False
+    """True while the run folder still holds the run this one replaces (`fit(overwrite=True)`):
+    nothing of it is deleted until this run writes its first file (`claim_folder`)."""
     epoch: int = 0
     """The current epoch, from 0; in `on_epoch_end`, the epoch that just ended."""
     in_step: bool = False
@@ -157,12 +162,32 @@ class TrainState:
         the moving average of its weights when the run keeps one (`sampling_G`)."""
         return generate(self.sampling_G, self.fixed_noise, self.fixed_labels)
 
+    def claim_folder(self) -> None:
+        """Before this run writes its first file into a run folder that holds the run it replaces
+        (`fit(overwrite=True)`): write this run's checkpoint over the old one (atomically: if that
+        fails, the old run is still whole), then delete the rest of the old run (its grids,
+        history, metrics, plots, best checkpoint). Does nothing otherwise."""
+        if not self.replacing or self.files is None:
+            return
+        save_checkpoint(self.checkpoint(), self.files.checkpoint)
+        self.history.checkpoint_step = self.step
+        self.files.clear(keep_checkpoint=True)
+        self.replacing = False
+
+    @property
+    def trained_now(self) -> bool:
+        """Whether this call of `fit` has done any step (a finished run resumed does none)."""
+        return self.step > self.start_step
+
     def checkpoint(self) -> dict[str, Any]:
-        """What a checkpoint holds: what built the run, and all it needs to resume exactly."""
+        """What a checkpoint holds: what built the run, and all it needs to resume exactly
+        (`total_steps`, the length the run was asked for, tells a finished run from a stopped
+        one: `step < total_steps` was stopped early)."""
         self.sync_stats()
         return {
             "format": CHECKPOINT_FORMAT,
             "run": self.record,
+            "total_steps": self.total_steps,
             "G": self.G.state_dict(),
             "D": self.D.state_dict(),
             "opt_g": self.opt_g.state_dict(),
@@ -264,7 +289,13 @@ class GridSaver(Callback):
 
     def on_epoch_end(self, state: TrainState) -> None:
         if state.files is not None:
-            save_grid(state.samples(), state.files.grid(state.epoch + 1), scale=2)
+            state.claim_folder()
+            path = state.files.grid(state.epoch + 1)
+            try:
+                save_grid(state.samples(), path, scale=2)
+            except OSError as err:
+                raise RunWriteError(f"Could not write the grid {path}: "
+                                    f"{err.strerror or err}") from err
 
 
 class Checkpointer(Callback):
@@ -275,15 +306,25 @@ class Checkpointer(Callback):
     loss, or an exception in the middle of a step (D updated, G not), the last good checkpoint is
     kept instead of being overwritten, and the stop reason says which step it holds.
     `history.checkpoint_step` says it too.
+
+    When training ends, each file is tried even if another fails (a full disk, a file size
+    limit: `history.json` is small and usually still fits), and the first failure is raised.
+    A call of `fit` that did no step (a finished run resumed, an interrupt before the first
+    step) writes nothing, and one replacing a run (`fit(overwrite=True)`) that wrote nothing yet
+    leaves the old run as it was.
     """
 
     def __init__(self) -> None:
         self.keep_last = False
 
     def _save(self, state: TrainState) -> None:
-        if state.files is not None:
-            save_checkpoint(state.checkpoint(), state.files.checkpoint)
-            state.history.checkpoint_step = state.step
+        if state.files is None:
+            return
+        if state.replacing:
+            state.claim_folder()  # writes this checkpoint, then clears the old run
+            return
+        save_checkpoint(state.checkpoint(), state.files.checkpoint)
+        state.history.checkpoint_step = state.step
 
     def on_epoch_end(self, state: TrainState) -> None:
         self._save(state)
@@ -292,18 +333,46 @@ class Checkpointer(Callback):
         self.keep_last = state.in_step or isinstance(error, NonFiniteLossError)
 
     def on_fit_end(self, state: TrainState) -> None:
-        if state.files is None:
+        files = state.files
+        if files is None:
+            return
+        if not state.trained_now:  # nothing new: the folder stays as it is
+            if files.final.exists() and not state.replacing:
+                state.history.final_grid = files.final
             return
         if self.keep_last:
             step = state.history.checkpoint_step
             kept = (f"the checkpoint of step {step} was kept" if step is not None
                     else "no checkpoint was written")
             state.stop_reason = f"{state.stop_reason} ({kept})"
-        else:
-            self._save(state)
-            state.history.final_grid = save_grid(state.samples(), state.files.final, scale=2)
+        if state.replacing and self.keep_last:  # nothing of this run was written: keep the old
+            state.stop_reason += f"; {files.root} still holds the run it was to replace"
+            return
+        failed: BaseException | None = None
+        if not self.keep_last:
+            try:
+                self._save(state)
+            except Exception as err:  # noqa: BLE001 - raised below, after history.json
+                failed = err
+            if failed is None:
+                try:
+                    state.history.final_grid = save_grid(state.samples(), files.final, scale=2)
+                except OSError as err:
+                    failed = RunWriteError(f"Could not write the final grid {files.final}: "
+                                           f"{err.strerror or err}")
+        if state.replacing:  # the first checkpoint could not be written: the old run stays
+            if failed is not None:
+                raise failed
+            return
+        if failed is not None and state.error is None:
+            state.stop_reason = f"error: {type(failed).__name__}: {failed}"
         state.history.stop_reason = state.stop_reason
-        state.files.history.write_text(state.history.to_json())
+        try:
+            write_atomic(files.history, state.history.to_json(), "history")
+        except RunWriteError as err:
+            failed = failed or err
+        if failed is not None:
+            raise failed
 
 
 class AnnealNoise(Callback):

@@ -11,6 +11,7 @@ the run kept one: `fit(ema=...)`).
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import pickle
 import random
@@ -97,30 +98,51 @@ def _signals_held() -> Iterator[None]:
 
 
 def save_checkpoint(state: dict[str, Any], path: str | os.PathLike[str]) -> Path:
-    """Save `state` to `path` atomically, with its `checksum`: a temporary file first, then a
-    rename, with Ctrl-C and SIGTERM held back meanwhile.
+    """Save `state` to `path` atomically, with its `checksum`: serialised in memory, written to a
+    temporary file and flushed to disk, then renamed over `path`, with Ctrl-C and SIGTERM held
+    back meanwhile.
 
     An interruption or a failure while saving leaves the previous checkpoint whole; a failure
-    raises `CheckpointWriteError`. `state` must hold only what `torch.load(weights_only=True)`
-    accepts: tensors, numbers, strings, lists, dicts.
+    to write (a full disk, a file size limit, a read-only or forbidden folder, torch's own
+    writer failing) raises `CheckpointWriteError` naming the reason. `state` must hold only what
+    `torch.load(weights_only=True)` accepts: tensors, numbers, strings, lists, dicts.
     """
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
     try:
         with _signals_held():
+            buffer = io.BytesIO()  # serialised first: the disk's errors then come as OSErrors
+            torch.save({**state, "checksum": checksum(state)}, buffer)
             path.parent.mkdir(parents=True, exist_ok=True)
-            with open(tmp, "wb") as f:  # a file object: a full disk is an OSError, not torch's
-                torch.save({**state, "checksum": checksum(state)}, f)
+            with open(tmp, "wb") as f:
+                f.write(buffer.getbuffer())
                 f.flush()
                 os.fsync(f.fileno())
             os.replace(tmp, path)
     except OSError as err:
-        raise CheckpointWriteError(
-            f"Could not write the checkpoint {path}: {err.strerror or err}. The previous "
-            "checkpoint there is whole: free some space (or fix the folder) and resume.") from err
+        raise CheckpointWriteError(_not_written(path, err.strerror or str(err))) from err
+    except RuntimeError as err:  # torch's zip writer: "[enforce fail at inline_container.cc..."
+        if not any(sign in str(err) for sign in TORCH_WRITER_ERRORS):
+            raise
+        raise CheckpointWriteError(_not_written(
+            path, f"the file could not be written whole ({str(err).splitlines()[0][:120]})")
+        ) from err
     finally:
-        tmp.unlink(missing_ok=True)
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:  # a folder that went away, or became read-only
+            pass
     return path
+
+
+TORCH_WRITER_ERRORS = ("inline_container", "PytorchStreamWriter", "unexpected pos",
+                       "file write failed")
+"""Signs of torch's own checkpoint writer failing on the file (its errors carry no errno)."""
+
+
+def _not_written(path: Path, reason: str) -> str:
+    return (f"Could not write the checkpoint {path}: {reason}. The previous checkpoint there, if "
+            "any, is whole: free some space (or fix the folder) and resume.")
 
 
 def load_checkpoint(path: str | os.PathLike[str],
@@ -234,7 +256,8 @@ def check_same_run(checkpoint: dict[str, Any], wanted: dict[str, Any],
         raise RunMismatchError(
             f"{path} holds another run than this one asks for: {'; '.join(diffs)}. To continue "
             "that run, ask for what it was made with; to start a new one, use another run folder "
-            "(a new --out or run_dir), or delete this one.")
+            "(a new --out or run_dir), or replace this one (--overwrite, or "
+            "fit(..., overwrite=True)).")
 
 
 def run_record(checkpoint: dict[str, Any], path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -20,6 +20,43 @@ class RunFolderError(GanHelpersError, OSError):
     """A run folder cannot be created or written, or another run is using it."""
 
 
+class RunExistsError(RunFolderError, FileExistsError):
+    """A run folder already holds a run, and the caller said neither to continue nor to replace
+    it (`fit(resume=False)` without `overwrite=True`)."""
+
+
+class RunWriteError(RunFolderError):
+    """A file of a run (its history, a grid, its metrics) could not be written: a full disk, a
+    file size limit, a read-only or forbidden folder. What was written before stays whole."""
+
+
+def write_atomic(path: str | os.PathLike[str], data: str | bytes, what: str = "file") -> Path:
+    """Write `data` to `path` atomically: a temporary file beside it, flushed to disk, then
+    renamed over it, so `path` holds either its old contents or the new ones, never a part.
+
+    A failure (a full disk, a file size limit, a read-only or forbidden folder) raises
+    `RunWriteError` naming `what` and the reason; the old file, if any, is left as it was.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as f:
+            f.write(data.encode() if isinstance(data, str) else data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as err:
+        raise RunWriteError(
+            f"Could not write the {what} {path}: {err.strerror or err}") from err
+    finally:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:  # a folder that went away, or became read-only
+            pass
+    return path
+
+
 class RunFiles:
     """The files of a run folder, named in one place."""
 
@@ -39,13 +76,18 @@ class RunFiles:
         self.lock = self.root / ".lock"
         """who is training into this folder now (see `RunLock`)"""
 
-    def clear(self) -> None:
+    def clear(self, keep_checkpoint: bool = False) -> None:
         """Delete what a run wrote here (checkpoints, grids, history, plots, metrics), so that
-        nothing of an old run mixes with a new one (`train --overwrite`)."""
-        for path in (self.checkpoint, self.best, self.history, self.final, self.losses,
-                     self.metrics, self.quality):
+        nothing of an old run mixes with a new one (`fit(overwrite=True)`, `train --overwrite`).
+        `keep_checkpoint`: leave `checkpoint.pt`, which the new run's is about to replace."""
+        for path in (self.best, self.history, self.final, self.losses, self.metrics,
+                     self.quality) + (() if keep_checkpoint else (self.checkpoint,)):
             path.unlink(missing_ok=True)
         shutil.rmtree(self.grids, ignore_errors=True)
+
+    def holds_run(self) -> bool:
+        """Whether a run was saved here (its `checkpoint.pt`)."""
+        return self.checkpoint.exists()
 
     def grid(self, epoch: int) -> Path:
         """The grid of samples after `epoch` (counted from 1)."""

@@ -41,6 +41,7 @@ from .callbacks import (  # noqa: F401 - re-exported: the loop's vocabulary
     TrainState,
 )
 from .checkpoints import (
+    CheckpointWriteError,
     check_same_run,
     load_checkpoint,
     load_module_state,
@@ -53,7 +54,7 @@ from .data import dataset_of
 from .errors import UsageError
 from .models import describe
 from .objectives import BCEObjective, Objective
-from .run_folder import RunFiles, RunLock, prepare
+from .run_folder import RunExistsError, RunFiles, RunLock, RunWriteError, prepare
 
 
 def grad_norm(module: nn.Module) -> torch.Tensor:
@@ -205,7 +206,8 @@ def fit(
     lr_schedule: str | None = None,
     device: torch.device | str | None = None,
     run_dir: str | os.PathLike[str] | None = None,
-    resume: bool | str | os.PathLike[str] = False,
+    resume: bool | str | os.PathLike[str] | None = None,
+    overwrite: bool = False,
     callbacks: Sequence[Callback] = (),
     progress: bool = True,
     seed: int | None = 0,
@@ -224,8 +226,14 @@ def fit(
       by default. `lr_schedule="linear"` decays both learning rates to 0 over the run. With an
       objective's `n_critic` > 1, G learns on every `n_critic`-th step only.
     - `run_dir`: where grids, `checkpoint.pt` and `history.json` go (nothing is written without
-      one). `resume=True` continues from `run_dir/checkpoint.pt` (or the path given) exactly; a
-      checkpoint of another dataset, other networks, objective or `settings` is refused.
+      one). A run folder that holds a run is never replaced without being asked: by default
+      (`resume=None`) it is continued exactly, so running a cell again picks up where the run
+      stopped (a finished run trains no further and its history comes back at once), and one
+      of another dataset, other networks, objective or `settings` is refused
+      (`RunMismatchError`, naming each difference). `resume=True` insists on continuing
+      `run_dir/checkpoint.pt` (or the path given); `resume=False` insists on a new run and is
+      refused (`RunExistsError`) where one is saved; `overwrite=True` replaces it, deleting
+      nothing of the old run until the new one writes its first checkpoint.
     - `settings`: what else defines the run (batch size, a recipe...), recorded and compared.
     - `max_steps` caps the number of steps (in total); `callbacks` are added to the defaults.
     - Ctrl-C, SIGTERM or `state.request_stop()` stop cleanly after the current step, with a
@@ -239,6 +247,11 @@ def fit(
       `best.pt` then come from the average, which the checkpoint keeps (a resumed run continues
       it exactly) and `history.G_ema` returns; the decay is part of the run's settings.
     """
+    if resume and overwrite:
+        raise UsageError("resume continues the run in run_dir and overwrite=True replaces it: "
+                         "pick one.")
+    if resume is True and run_dir is None:
+        raise UsageError("resume=True needs a run_dir (or pass the checkpoint's path as resume=).")
     averaging = AverageGenerator(ema) if ema is not None else None  # a bad decay: refused now
     device = torch.device(device) if device is not None else next(G.parameters()).device
     speed = speed or SpeedOptions()
@@ -246,15 +259,18 @@ def fit(
                    seed, max_steps, settings, speed, ema)
     state.callbacks = _with_defaults(callbacks, run_dir, progress, averaging)
     with RunLock(run_dir) if run_dir is not None else nullcontext():  # one run per folder
-        if resume:
-            _restore(state, _checkpoint_of(run_dir) if resume is True else Path(resume))
+        source = _resume_from(run_dir, resume, overwrite)
+        if source is not None:
+            _restore(state, source, automatic=resume is None)
+        state.replacing = overwrite and run_dir is not None and RunFiles(run_dir).holds_run()
         step_G, step_D = speed.prepare(G, D, device)
         stats = StepStats(state, sync_every or (1 if device.type == "cpu" else 25))
 
         state.sync_stats = stats.flush  # a checkpoint taken mid-epoch holds every step's stats
-        with _DeferInterrupt(state):
+        with _DeferInterrupt(state) as interrupts:
             try:
-                _call(state, "on_fit_start")
+                _call(state, "on_fit_start")  # an interrupt here ends at once: no step is lost
+                interrupts.defer = True
                 while not state.stop_requested and state.step < state.total_steps:
                     state.epoch, start = divmod(state.step, state.steps_per_epoch)
                     for real, labels in _batches(loader, state.epoch, start):
@@ -403,19 +419,51 @@ DIVERGED = 1e6
 """A loss or gradient norm beyond this (or NaN, or infinite) means the run has diverged: no
 healthy run of this series comes within orders of magnitude of it."""
 
+EXPLODED = 100.0
+"""A loss beyond this many times its value for a discriminator that cannot tell (one whose
+outputs are all 0), at least this, has exploded: the run diverged. Every objective here is, for
+large outputs of D, linear in them (softplus, hinge, Wasserstein), so a loss of L means D's
+outputs are about L: for the logistic losses, a non-saturating generator's loss of 100 means
+D(G(z)) = e^-100, below the smallest normal float32 (e^-87), a verdict no float can hold; for
+the hinge loss, outputs a hundred times its margin. (A critic's losses have no such scale: see
+`loss_limits`.) Measured on Fashion-MNIST: healthy and failing runs of lessons 02 to 08 (a dead
+generator included) stay below 30; `--lr 10` takes a DCGAN's generator loss past 10^5."""
+
 WATCHED = {"loss_d": "discriminator's loss", "loss_g": "generator's loss",
            "grad_d": "discriminator's gradient norm", "grad_g": "generator's gradient norm"}
 """The statistics checked for divergence, and their names in the message."""
 
 
+def loss_limits(objective: Objective) -> dict[str, float]:
+    """The largest healthy size of each loss of `objective`: `EXPLODED` times its value for a
+    discriminator whose outputs are all 0, at least `EXPLODED`.
+
+    Empty (only `DIVERGED` applies) for a critic (WGAN), whose outputs have no zero: all of them
+    may shift by a constant without changing its loss, so the generator's loss, minus the mean
+    score of the fakes, has no scale, and the critic's own loss carries a gradient penalty,
+    quadratic in its slope, that is large early in healthy runs (up to 54 measured). Empty too
+    for an objective that cannot be evaluated on plain outputs."""
+    try:
+        with torch.no_grad():
+            zeros, shifted = torch.zeros(8, 1), torch.full((8, 1), 10.0)
+            d0, g0 = float(objective.d_loss(zeros, zeros)), float(objective.g_loss(zeros))
+            offset_free = abs(float(objective.d_loss(shifted, shifted)) - d0) < 1e-4
+    except Exception:  # noqa: BLE001 - an objective of the caller's that needs other inputs
+        return {}
+    if offset_free or not (math.isfinite(d0) and math.isfinite(g0)):
+        return {}
+    return {"loss_d": EXPLODED * max(1.0, abs(d0)), "loss_g": EXPLODED * max(1.0, abs(g0))}
+
+
 class StepStats:
     """Each step's statistics, kept on the device and read back every `every` steps (reading
-    waits for the device, so on a GPU it is done rarely); checked for NaN when read."""
+    waits for the device, so on a GPU it is done rarely); checked for divergence when read."""
 
     def __init__(self, state: TrainState, every: int) -> None:
         self.state, self.every = state, every
         self.pending: list[torch.Tensor] = []
         self.tick, self.images = time.perf_counter(), 0
+        self.limits = loss_limits(state.objective)
 
     def add(self, stats: torch.Tensor) -> None:
         self.pending.append(stats)
@@ -431,7 +479,8 @@ class StepStats:
 
     def flush(self) -> None:
         """Append the pending statistics to the history; `NonFiniteLossError` at a loss or
-        gradient norm that is NaN, infinite or beyond `DIVERGED`, naming the step it happened at."""
+        gradient norm that is NaN, infinite or beyond `DIVERGED`, or a loss beyond its
+        `loss_limits` (exploded), naming the step it happened at."""
         if not self.pending:
             return
         rows = torch.stack(self.pending).cpu().tolist()
@@ -444,15 +493,20 @@ class StepStats:
             for key, value in zip(STATS, row):
                 if key not in WATCHED or (key == "grad_g" and math.isnan(value)):
                     continue  # G's gradient norm is NaN on the steps that update D only
-                if not abs(value) <= DIVERGED:
-                    name = WATCHED[key]
-                    step = first + i
-                    raise NonFiniteLossError(
-                        f"The {name} became {value:.4g} at step {step} (epoch "
-                        f"{(step - 1) // self.state.steps_per_epoch + 1}): the run diverged. "
-                        "Training stopped so it does not go on producing blank images; the last "
-                        "good checkpoint, if any, is kept. Train again with a lower learning "
-                        "rate (in a new run folder), and check the data is in [-1, 1].")
+                limit = self.limits.get(key, DIVERGED)
+                if not abs(value) <= min(limit, DIVERGED):
+                    self._diverged(key, value, first + i, limit if abs(value) <= DIVERGED
+                                   else None)
+
+    def _diverged(self, key: str, value: float, step: int, limit: float | None) -> None:
+        why = (f"exploded past {limit:g}, {EXPLODED:g} times its size for a discriminator that "
+               "cannot tell" if limit is not None else "")
+        raise NonFiniteLossError(
+            f"The {WATCHED[key]} became {value:.4g} at step {step} (epoch "
+            f"{(step - 1) // self.state.steps_per_epoch + 1}){': ' + why if why else ''}: "
+            "the run diverged. Training stopped so it does not go on producing blank images; "
+            "the last good checkpoint, if any, is kept. Train again with a lower learning rate "
+            "(in a new run folder), and check the data is in [-1, 1].")
 
 
 def _failed(state: TrainState, err: BaseException) -> None:
@@ -488,9 +542,28 @@ def _finish(state: TrainState, stats: StepStats) -> History:
     state.history.G_ema = state.G_ema
     if not isinstance(state.error, NonFiniteLossError):
         state.history.samples = state.samples()
+    if isinstance(state.error, (CheckpointWriteError, RunWriteError)):
+        raise type(state.error)(f"{str(state.error).rstrip('.')}. {_what_is_kept(state)}"
+                               ) from state.error
     if state.error is not None:
         raise state.error
     return state.history
+
+
+def _what_is_kept(state: TrainState) -> str:
+    """After a file of the run could not be written: which checkpoint is whole, and what next."""
+    files, step = state.files, state.history.checkpoint_step
+    if files is None:
+        return ""
+    if state.replacing:
+        return (f"Nothing of the new run was saved, and {files.root} still holds the run it was "
+                "to replace: free some space (or fix the folder) and train again.")
+    if step is None or not files.checkpoint.exists():
+        return ("No checkpoint of this run was saved, so there is nothing to resume: free some "
+                "space (or fix the folder) and train again.")
+    return (f"The checkpoint of step {step:,} in {files.root} is whole (training went on to "
+            f"step {state.step:,}): free some space (or fix the folder), then continue "
+            "it with fit(..., resume=True) or train --resume.")
 
 
 class _DeferInterrupt:
@@ -504,9 +577,14 @@ class _DeferInterrupt:
     def __init__(self, state: TrainState) -> None:
         self.state = state
         self.previous: dict[int, Any] = {}
+        self.defer = False
+        """False until the steps begin: before them (a resumed run's restore, the callbacks'
+        `on_fit_start`, such as the evaluation classifier training for the first time) there is
+        no step to finish, so a signal interrupts at once."""
 
     def _handler(self, signum, frame) -> None:
-        if self.state.stop_requested:
+        if self.state.stop_requested or not self.defer:
+            self.state.request_stop(self.REASONS[signum])
             raise KeyboardInterrupt
         self.state.request_stop(self.REASONS[signum])
 
@@ -524,10 +602,23 @@ class _DeferInterrupt:
 # ----------------------------------------------------------------------------- resuming
 
 
-def _checkpoint_of(run_dir: str | os.PathLike[str] | None) -> Path:
+def _resume_from(run_dir: str | os.PathLike[str] | None, resume: bool | str | os.PathLike[str]
+                 | None, overwrite: bool) -> Path | None:
+    """The checkpoint to continue from, or None for a new run: see `fit`'s `resume`."""
+    if isinstance(resume, (str, os.PathLike)):
+        return Path(resume)
     if run_dir is None:
-        raise UsageError("resume=True needs a run_dir (or pass the checkpoint's path as resume=).")
-    return RunFiles(run_dir).checkpoint
+        return None
+    files = RunFiles(run_dir)
+    if resume is True:
+        return files.checkpoint  # load_checkpoint says so if there is none
+    if overwrite or not files.holds_run():
+        return None
+    if resume is None:
+        return files.checkpoint
+    raise RunExistsError(
+        f"{files.root} already holds a run ({files.checkpoint}): pass resume=True (or leave "
+        "resume out) to continue it, overwrite=True to replace it, or choose another run_dir.")
 
 
 RESUME_PARTS = ("G", "D", "opt_g", "opt_d", "schedulers", "callbacks", "step", "history",
@@ -535,12 +626,18 @@ RESUME_PARTS = ("G", "D", "opt_g", "opt_d", "schedulers", "callbacks", "step", "
 """What a checkpoint must hold to resume a run exactly."""
 
 
-def _restore(state: TrainState, path: Path) -> None:
-    """Continue the run saved at `path` exactly where it stopped, if it is the same run."""
+def _restore(state: TrainState, path: Path, automatic: bool = False) -> None:
+    """Continue the run saved at `path` exactly where it stopped, if it is the same run
+    (`automatic`: the caller did not ask, so one line says what happens)."""
     ckpt = load_checkpoint(path)
     run_record(ckpt, path)  # refuses old and foreign checkpoints
     require(ckpt, RESUME_PARTS, path)
     check_same_run(ckpt, state.record, path)
+    if automatic:
+        left = max(0, state.total_steps - ckpt["step"])
+        then = (f"training {left:,} more" if left else "it is finished: nothing left to train")
+        print(f"{path.parent} holds this run at step {ckpt['step']:,}: continuing it ({then}). "
+              "To start it again, pass overwrite=True.", flush=True)
     load_module_state(state.G, ckpt["G"], "generator", path)
     load_module_state(state.D, ckpt["D"], "discriminator", path)
     state.opt_g.load_state_dict(ckpt["opt_g"])
@@ -555,7 +652,7 @@ def _restore(state: TrainState, path: Path) -> None:
     state.total_steps = max(state.total_steps, state.step)
     for key in STATS:
         state.history[key] = list(ckpt["history"][key])
-    state.history.checkpoint_step = state.step
+    state.history.checkpoint_step = state.start_step = state.step
     state.fixed_noise = ckpt["fixed_noise"].to(state.device)
     if ckpt["fixed_labels"] is not None:
         state.fixed_labels = ckpt["fixed_labels"].to(state.device)

@@ -4,6 +4,7 @@ class histograms, and `save_figure` to write any figure as a PNG. Image files wi
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -41,7 +42,10 @@ def show_grid(images: torch.Tensor, nrow: int = 8, title: str | None = None,
 
 def running_mean(values: Sequence[float] | torch.Tensor, smooth: int) -> torch.Tensor:
     """The mean of each window of `smooth` consecutive values (fewer for short series: at most a
-    fifth of their length), in float64; `len(values) - k + 1` values for a window of k."""
+    fifth of their length), in float64; `len(values) - k + 1` values for a window of k. A
+    missing value (None: NaN or infinity as history.json keeps them) counts as NaN."""
+    if not isinstance(values, torch.Tensor):
+        values = [math.nan if v is None else v for v in values]
     t = torch.as_tensor(values, dtype=torch.float64)
     k = max(1, min(smooth, len(t) // 5 or 1))
     return t.unfold(0, k, 1).mean(1) if len(t) >= k else t[:0]
@@ -91,7 +95,8 @@ def plot_grad_norms(histories: Mapping[str, Mapping[str, Sequence[float]]], smoo
         fig = axes[0].figure
     for ax, key, title in zip(axes, ("grad_d", "grad_g"), ("discriminator", "generator")):
         for name, history in histories.items():
-            values = torch.tensor(history.get(key) or [], dtype=torch.float64)
+            values = torch.tensor([math.nan if v is None else v for v in history.get(key) or []],
+                                  dtype=torch.float64)
             steps = torch.arange(1, len(values) + 1)
             keep = torch.isfinite(values)
             values, steps = values[keep], steps[keep]
