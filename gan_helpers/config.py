@@ -178,17 +178,21 @@ def pick_device(name: str | torch.device | None = None) -> torch.device:
     return torch.device("cpu")
 
 
-def check_environment() -> None:
-    """Check the `GAN_*` variables that could stop a command later (`GAN_DATASET`, `GAN_DEVICE`,
-    `GAN_SMOKE_IMAGES` in smoke mode, `GAN_DATA_DIR`) now; a bad one is a `GanHelpersError`
-    naming it."""
-    dataset_name()
-    pick_device()
+def check_environment(dataset: str | None = None, device: str | torch.device | None = None, *,
+                      check_dataset: bool = True) -> torch.device:
+    """Check the `GAN_*` variables that could stop a command later now: `GAN_DATASET` (unless
+    `dataset` is given, or `check_dataset` is False), `GAN_DEVICE` (unless `device` is given),
+    `GAN_SMOKE_IMAGES` in smoke mode and `GAN_DATA_DIR`; a bad one is a `GanHelpersError`
+    naming it. Returns the device to use (`pick_device(device)`)."""
+    if check_dataset:
+        dataset_name(dataset)
+    chosen = pick_device(device)
     smoke_images()
     folder = os.environ.get("GAN_DATA_DIR", "").strip()
     if folder and Path(folder).expanduser().exists() and not Path(folder).expanduser().is_dir():
         raise UsageError(f"GAN_DATA_DIR is {folder}, which is a file: point it at a folder (the "
                          "datasets go into its MNIST/ and FashionMNIST/), or unset it.")
+    return chosen
 
 
 def seed_everything(seed: int) -> None:

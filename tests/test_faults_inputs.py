@@ -179,6 +179,19 @@ def test_a_bad_device_variable_stops_sample_and_changes_nothing(trained, monkeyp
     assert snapshot(trained) == before
 
 
+def test_options_given_win_over_bad_variables(trained, tmp_path, monkeypatch, capsys):
+    """--device and --dataset replace GAN_DEVICE and GAN_DATASET, so their bad values do not
+    matter then; sample and evaluate take the dataset from the checkpoint."""
+    monkeypatch.setenv("GAN_DEVICE", "tpu")
+    monkeypatch.setenv("GAN_DATASET", "cifar10")
+    out = tmp_path / "s.pt"
+    assert main(["sample", str(trained), "--n", "3", "--device", "cpu", "--out", str(out)]) == 0
+    assert torch.load(out).shape == (3, 1, 28, 28)
+    assert main(["train", *BASE, "--dataset", "fashion-mnist", "--device", "cpu", "--max-steps",
+                 "1", "--out", str(tmp_path / "new")]) == 0
+    assert (tmp_path / "new" / "checkpoint.pt").exists()
+
+
 def test_device_names_in_capitals_are_allowed(trained, monkeypatch, capsys):
     monkeypatch.setenv("GAN_DEVICE", " CPU ")
     assert config.pick_device() == torch.device("cpu")
