@@ -146,6 +146,9 @@ def seed(name: str, value: Any) -> int:
     return whole_number(name, value, 0, SEED_MAX)
 
 
+_check_seed = seed  # for functions with an argument called seed
+
+
 def optional(check: Callable[..., Any], name: str, value: Any, *args: Any, **kwargs: Any) -> Any:
     """None stays None; anything else goes through `check(name, value, ...)`."""
     return None if value is None else check(name, value, *args, **kwargs)
@@ -384,14 +387,14 @@ def loader_image_shape(loader: Any) -> tuple[int, ...] | None:
 
 
 def fit_arguments(G: Any, D: Any, loader: Any, epochs: Any, *, max_steps: Any = None,
-                  seed_: Any = None, sync_every: Any = None) -> dict[str, Any]:
+                  seed: Any = None, sync_every: Any = None) -> dict[str, Any]:
     """What `fit` is given, checked before any work: the two networks (in order, fitting each
     other and the loader's images), `epochs` (at least 1), `max_steps` and `sync_every` (None or
     at least 1) and the seed (None or a seed). Returns the numbers, normalised."""
     checked = {"epochs": positive_int("epochs", epochs),
                "max_steps": optional(positive_int, "max_steps", max_steps),
                "sync_every": optional(positive_int, "sync_every", sync_every),
-               "seed": optional(seed, "seed", seed_)}
+               "seed": optional(_check_seed, "seed", seed)}
     if not hasattr(loader, "__iter__"):
         raise UsageTypeError(f"loader must yield (images, labels) batches (a TensorLoader from "
                              f"make_loader, or a DataLoader), got {_type_name(loader)}.")

@@ -279,6 +279,8 @@ def _same(a: dict, b: dict) -> bool:
                                        "epochs=2, without quotes"),
     ("epochs 0", UsageError, "epochs is 0, but it must be at least 1"),
     ("max_steps nan", UsageError, "max_steps must be a whole number, got nan"),
+    ("seed too large", UsageError, "seed is 18446744073709551616, but it must be at least 0 and "
+                                   "at most 4,294,967,295"),
     ("swapped", UsageError, "G and D look swapped"),
     ("same network", UsageError, "G and D are the same network"),
     ("not a network", UsageTypeError, "D must be a network (a torch.nn.Module), got text"),
@@ -300,6 +302,8 @@ def test_fit_arguments_name_the_mistake_in_words(case, error, message):
         epochs = 0
     elif case == "max_steps nan":
         kwargs = {"max_steps": float("nan")}
+    elif case == "seed too large":
+        kwargs = {"seed": 2**64}
     elif case == "swapped":
         G, D = D, G
     elif case == "same network":
