@@ -28,6 +28,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from . import checks
 from .callbacks import (  # noqa: F401 - re-exported: the loop's vocabulary
     STATS,
     AnnealNoise,
@@ -247,6 +248,10 @@ def fit(
       `best.pt` then come from the average, which the checkpoint keeps (a resumed run continues
       it exactly) and `history.G_ema` returns; the decay is part of the run's settings.
     """
+    checked = checks.fit_arguments(G, D, loader, epochs, max_steps=max_steps, seed=seed,
+                                   sync_every=sync_every)  # before any work, in words
+    epochs, max_steps, seed = checked["epochs"], checked["max_steps"], checked["seed"]
+    sync_every = checked["sync_every"]
     if resume and overwrite:
         raise UsageError("resume continues the run in run_dir and overwrite=True replaces it: "
                          "pick one.")
