@@ -154,17 +154,6 @@ def optional(check: Callable[..., Any], name: str, value: Any, *args: Any, **kwa
     return None if value is None else check(name, value, *args, **kwargs)
 
 
-def flag(name: str, value: Any) -> bool:
-    """A true/false switch: `True` or `False` (or 0/1), never text such as "False"."""
-    value = _scalar(value)
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, numbers.Integral) and value in (0, 1):
-        return bool(value)
-    raise UsageTypeError(f"{name} must be True or False, got {_type_name(value)}, "
-                         f"{_shown(value)}.")
-
-
 # ----------------------------------------------------------------------------- devices
 
 
@@ -278,7 +267,8 @@ def latent(name: str, value: Any, latent_dim: int | None = None) -> torch.Tensor
 
 
 def generator(name: str, G: Any) -> nn.Module:
-    """A generator: a network with a `latent_dim` (what every generator of this package has)."""
+    """`G` if it is a network (a `torch.nn.Module`); what it makes is checked by
+    `generator_images`."""
     if not isinstance(G, nn.Module):
         raise UsageTypeError(f"{name} must be a generator network (a torch.nn.Module), got "
                              f"{_type_name(G)}.")
