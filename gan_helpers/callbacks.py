@@ -351,7 +351,8 @@ class Checkpointer(Callback):
         failed: BaseException | None = None
         if not self.keep_last:
             try:
-                self._save(state)
+                if state.replacing or state.history.checkpoint_step != state.step:
+                    self._save(state)  # (after a whole epoch, it is saved already)
             except Exception as err:  # noqa: BLE001 - raised below, after history.json
                 failed = err
             if failed is None:

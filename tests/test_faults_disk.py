@@ -315,6 +315,21 @@ def test_a_full_tmpfs_keeps_the_checkpoint_and_writes_the_history(tiny_data, sma
     assert history["stop_reason"].startswith("error: CheckpointWriteError")
 
 
+def test_a_read_only_file_system_is_refused_before_any_work(tiny_data, small_disk):
+    """The tmpfs remounted read-only under a saved run (EROFS, for real)."""
+    out = small_disk / "run"
+    assert cli("train", *BASE, "--epochs", "1", "--out", str(out)).returncode == 0
+    before = snapshot(out)
+    subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+    result = cli("train", *BASE, "--epochs", "2", "--out", str(out), "--resume")
+    assert result.returncode == 2, result.stderr
+    assert f"Cannot write into the run folder {out}: {os.strerror(errno.EROFS)}" in result.stderr
+    assert "Training" not in result.stdout and "Traceback" not in result.stderr
+    with pytest.raises(run_folder.RunFolderError, match=os.strerror(errno.EROFS)):
+        quick_fit(out)
+    assert snapshot(out) == before
+
+
 # ----------------------------------------------------------------------------- writes, injected
 
 
