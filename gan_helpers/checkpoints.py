@@ -120,13 +120,12 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike[str]) -> Path
                 os.fsync(f.fileno())
             os.replace(tmp, path)
     except OSError as err:
-        raise CheckpointWriteError(_not_written(path, err.strerror or str(err))) from err
+        raise _not_written(path, err.strerror or str(err)) from err
     except RuntimeError as err:  # torch's zip writer: "[enforce fail at inline_container.cc..."
         if not any(sign in str(err) for sign in TORCH_WRITER_ERRORS):
             raise
-        raise CheckpointWriteError(_not_written(
-            path, f"the file could not be written whole ({str(err).splitlines()[0][:120]})")
-        ) from err
+        raise _not_written(path, f"the file could not be written whole "
+                                 f"({str(err).splitlines()[0][:120]})") from err
     finally:
         try:
             tmp.unlink(missing_ok=True)
@@ -140,9 +139,14 @@ TORCH_WRITER_ERRORS = ("inline_container", "PytorchStreamWriter", "unexpected po
 """Signs of torch's own checkpoint writer failing on the file (its errors carry no errno)."""
 
 
-def _not_written(path: Path, reason: str) -> str:
-    return (f"Could not write the checkpoint {path}: {reason}. The previous checkpoint there, if "
-            "any, is whole: free some space (or fix the folder) and resume.")
+def _not_written(path: Path, reason: str) -> CheckpointWriteError:
+    """The error for a checkpoint that could not be written; its `brief` names only the file and
+    the reason (for a caller that says itself what is kept, as `fit` does)."""
+    brief = f"Could not write the checkpoint {path}: {reason}"
+    err = CheckpointWriteError(f"{brief}. The previous checkpoint there, if any, is whole: free "
+                               "some space (or fix the folder) and resume.")
+    err.brief = brief
+    return err
 
 
 def load_checkpoint(path: str | os.PathLike[str],

@@ -548,8 +548,8 @@ def _finish(state: TrainState, stats: StepStats) -> History:
     if not isinstance(state.error, NonFiniteLossError):
         state.history.samples = state.samples()
     if isinstance(state.error, (CheckpointWriteError, RunWriteError)):
-        raise type(state.error)(f"{str(state.error).rstrip('.')}. {_what_is_kept(state)}"
-                               ) from state.error
+        brief = getattr(state.error, "brief", str(state.error).rstrip("."))
+        raise type(state.error)(f"{brief}. {_what_is_kept(state)}") from state.error
     if state.error is not None:
         raise state.error
     return state.history
