@@ -18,6 +18,8 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from . import checks
+
 
 class MLPGenerator(nn.Module):
     """Fully connected generator: noise -> 256 -> 512 -> 1024 -> 784 pixels, tanh output."""
@@ -198,6 +200,9 @@ def generate(G: nn.Module, z: torch.Tensor, labels: torch.Tensor | None = None,
     in its batch), no gradients, `batch_size` images at a time (memory stays flat); `G`'s training
     mode is restored afterwards. The one way the package draws samples from a generator.
     """
+    G = checks.generator("G", G)
+    z = checks.latent("z", z, getattr(G, "latent_dim", None))
+    batch_size = checks.positive_int("batch_size", batch_size)
     device = next(G.parameters()).device
     flat = z.reshape(-1, z.shape[-1])
     flat_labels = None if labels is None else labels.reshape(-1)

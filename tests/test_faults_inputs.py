@@ -415,6 +415,12 @@ def test_the_evaluator_names_a_wrong_argument(call, error, message):
      "direction 'up' has 8 numbers, but z has 16"),
     (lambda G: latent.Explorer(G, torch.ones(16), {"up": torch.ones(16)}, span=float("inf")),
      UsageError, "span is inf, but it is not a finite number"),
+    (lambda G: models.generate(G, torch.ones(3, 100)), UsageError,
+     "z has 100 numbers per vector (shape (3, 100)), but the generator takes 16"),
+    (lambda G: models.generate(G, torch.ones(3, 16), batch_size=0), UsageError,
+     "batch_size is 0"),
+    (lambda G: models.generate(torch.ones(3), torch.ones(3, 16)), UsageTypeError,
+     "G must be a generator network"),
 ])
 def test_latent_space_helpers_name_a_wrong_argument(call, error, message):
     G, _ = small_gan("mlp")
