@@ -17,6 +17,7 @@ from PIL import Image
 from torchvision.utils import make_grid
 
 from .data import denormalize
+from .run_folder import write_atomic
 
 
 def grid_image(images: torch.Tensor, nrow: int = 8, padding: int = 2) -> Image.Image:
@@ -58,10 +59,17 @@ def grid_png(images: torch.Tensor, nrow: int = 8, padding: int = 2, *, scale: in
 def save_grid(images: torch.Tensor, path: str | os.PathLike[str], nrow: int = 8,
               scale: int = 1) -> Path:
     """Save a grid of `images` in [-1, 1] as a PNG (enlarged `scale` times); return the path."""
+    return _save(enlarge(grid_image(images, nrow=nrow), scale), path)
+
+
+def _save(image: Image.Image, path: str | os.PathLike[str], **params) -> Path:
+    """Write `image` to `path` (its format from the suffix, PNG by default) atomically: a failed
+    write (a full disk, a read-only folder) raises `RunWriteError` and leaves the old file whole."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    enlarge(grid_image(images, nrow=nrow), scale).save(path)
-    return path
+    buffer = io.BytesIO()
+    image.save(buffer, format=Image.registered_extensions().get(path.suffix.lower(), "PNG"),
+               **params)
+    return write_atomic(path, buffer.getvalue(), what="image")
 
 
 def make_gif(frames: Sequence[str | os.PathLike[str] | Image.Image], path: str | os.PathLike[str],
@@ -72,7 +80,5 @@ def make_gif(frames: Sequence[str | os.PathLike[str] | Image.Image], path: str |
     images = [f if isinstance(f, Image.Image) else Image.open(f) for f in frames]
     images = [enlarge(im.convert("L"), scale) for im in images]
     durations = [duration_ms] * (len(images) - 1) + [hold_last_ms]
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    images[0].save(path, save_all=True, append_images=images[1:], duration=durations, loop=0)
-    return path
+    return _save(images[0], path, save_all=True, append_images=images[1:], duration=durations,
+                 loop=0)

@@ -250,6 +250,11 @@ def find_generator(runs: str | os.PathLike[str] | None = None,
         if verbose:
             print(f"Loaded a trained {type(G).__name__} (latent dimension {G.latent_dim}, "
                   f"{ckpt['step']:,} training steps) from {ckpt['path']}.")
+            planned = ckpt.get("total_steps")  # absent in checkpoints from before it was kept
+            if planned and ckpt["step"] < planned and Path(ckpt["path"]).name == "checkpoint.pt":
+                print(f"note: that run stopped at step {ckpt['step']:,} of {planned:,}; its "
+                      f"images will be rougher than the lesson's (finish it with its own lesson "
+                      f"or `python -m gan_helpers train --resume`).")
         return G, Path(ckpt["path"])
     return None
 

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import matplotlib.pyplot as plt
 import pytest
 import torch
-from conftest import tiny_loader
+from conftest import StopAt, tiny_loader
 
 from gan_helpers import config, latent, models
 from gan_helpers.checkpoints import CHECKPOINT_FORMAT, CheckpointError, save_checkpoint
@@ -165,6 +165,21 @@ def test_find_generator_loads_what_fit_saved(tmp_path):
     assert isinstance(loaded, models.DCGANGenerator) and not loaded.training
     for key, value in G.state_dict().items():
         assert torch.equal(value.cpu(), loaded.state_dict()[key])
+
+
+def test_find_generator_says_when_the_run_it_found_was_stopped_early(tmp_path, capsys):
+    G, D = models.DCGANGenerator(latent_dim=16, width=8), models.DCGANDiscriminator(width=8)
+    loader = tiny_loader(64)  # 2 steps an epoch
+    loader.dataset_name = "fashion-mnist"
+    run = tmp_path / "03_dcgan"
+    fit(G, D, loader, epochs=3, run_dir=run, progress=False, callbacks=[StopAt(3)])
+    latent.find_generator(tmp_path, device="cpu", dataset="fashion-mnist")
+    said = capsys.readouterr().out
+    assert "3 training steps" in said and "that run stopped at step 3 of 6" in said
+    fit(G, D, loader, epochs=3, run_dir=run, progress=False)  # continued to its end: no note
+    capsys.readouterr()
+    latent.find_generator(tmp_path, device="cpu", dataset="fashion-mnist")
+    assert "stopped" not in capsys.readouterr().out
 
 
 def test_find_generator_prefers_lesson_03_and_passes_over_other_datasets(tmp_path):
