@@ -28,7 +28,7 @@ from torch import nn
 
 from . import models
 from .errors import GanHelpersError
-from .run_folder import RunFiles
+from .run_folder import RunFiles, replace_atomically
 
 CHECKPOINT_FORMAT = "gan-helpers-checkpoint/2"
 """Training checkpoints of this version: they carry a `run` record (format 1 did not)."""
@@ -108,17 +108,11 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike[str]) -> Path
     `torch.load(weights_only=True)` accepts: tensors, numbers, strings, lists, dicts.
     """
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
     try:
         with _signals_held():
             buffer = io.BytesIO()  # serialised first: the disk's errors then come as OSErrors
             torch.save({**state, "checksum": checksum(state)}, buffer)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with open(tmp, "wb") as f:
-                f.write(buffer.getbuffer())
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
+            replace_atomically(path, buffer.getbuffer())
     except OSError as err:
         raise _not_written(path, err.strerror or str(err)) from err
     except RuntimeError as err:  # torch's zip writer: "[enforce fail at inline_container.cc..."
@@ -126,11 +120,6 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike[str]) -> Path
             raise
         raise _not_written(path, f"the file could not be written whole "
                                  f"({str(err).splitlines()[0][:120]})") from err
-    finally:
-        try:
-            tmp.unlink(missing_ok=True)
-        except OSError:  # a folder that went away, or became read-only
-            pass
     return path
 
 

@@ -30,30 +30,37 @@ class RunWriteError(RunFolderError):
     file size limit, a read-only or forbidden folder. What was written before stays whole."""
 
 
-def write_atomic(path: str | os.PathLike[str], data: str | bytes, what: str = "file") -> Path:
-    """Write `data` to `path` atomically: a temporary file beside it, flushed to disk, then
-    renamed over it, so `path` holds either its old contents or the new ones, never a part.
-
-    A failure (a full disk, a file size limit, a read-only or forbidden folder) raises
-    `RunWriteError` naming `what` and the reason; the old file, if any, is left as it was.
-    """
-    path = Path(path)
+def replace_atomically(path: Path, data: bytes | memoryview) -> None:
+    """Write `data` to a temporary file beside `path`, flush it to disk and rename it over `path`:
+    `path` then holds either its old contents or the new ones, never a part. A failure raises the
+    `OSError`, with the temporary file removed and `path` as it was."""
     tmp = path.with_name(f".{path.name}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") as f:
-            f.write(data.encode() if isinstance(data, str) else data)
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except OSError as err:
-        raise RunWriteError(
-            f"Could not write the {what} {path}: {err.strerror or err}") from err
     finally:
         try:
             tmp.unlink(missing_ok=True)
         except OSError:  # a folder that went away, or became read-only
             pass
+
+
+def write_atomic(path: str | os.PathLike[str], data: str | bytes, what: str = "file") -> Path:
+    """Write `data` to `path` atomically (`replace_atomically`).
+
+    A failure (a full disk, a file size limit, a read-only or forbidden folder) raises
+    `RunWriteError` naming `what` and the reason; the old file, if any, is left as it was.
+    """
+    path = Path(path)
+    try:
+        replace_atomically(path, data.encode() if isinstance(data, str) else data)
+    except OSError as err:
+        raise RunWriteError(
+            f"Could not write the {what} {path}: {err.strerror or err}") from err
     return path
 
 

@@ -370,7 +370,7 @@ def test_a_checkpoint_that_cannot_be_written_keeps_the_last_and_writes_the_histo
         said = "could not be written whole"
     else:
         err, said = WRITE_ERRORS[case]
-        failing_open(monkeypatch, checkpoints, err, 0, ".checkpoint.pt.tmp")
+        failing_open(monkeypatch, run_folder, err, 0, ".checkpoint.pt.tmp")
     with pytest.raises(CheckpointWriteError) as caught:
         quick_fit(saved, epochs=3)
     message = str(caught.value)
@@ -419,7 +419,7 @@ def test_a_grid_that_cannot_be_written_stops_with_the_last_checkpoint(saved, mon
 
 
 def test_the_classifier_cache_and_other_checkpoints_get_the_same_message(tmp_path, monkeypatch):
-    failing_open(monkeypatch, checkpoints, OSError(errno.ENOSPC, "No space left on device"), 0,
+    failing_open(monkeypatch, run_folder, OSError(errno.ENOSPC, "No space left on device"), 0,
                  ".tmp")
     with pytest.raises(CheckpointWriteError, match="No space left on device"):
         save_checkpoint({"step": 1}, tmp_path / "x.pt")
