@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import models
+from . import checks, models
 from .errors import GanHelpersError
 from .run_folder import RunFiles, replace_atomically
 
@@ -305,8 +305,10 @@ def load_generator(run: str | os.PathLike[str], *, best: bool | None = None,
     kept a moving average of the generator's weights (`fit(ema=...)`) gives the averaged
     generator, unless `averaged=False` asks for the generator's own weights; a checkpoint without
     one gives its generator either way. With `dataset`, a run trained on another dataset is
-    refused (`RunMismatchError`).
+    refused (`RunMismatchError`). A device this machine lacks is refused before anything is read
+    (`DeviceUnavailableError`).
     """
+    device = None if device is None else checks.device(device)
     path = checkpoint_path(run, best)
     ckpt = load_checkpoint(path)
     record = run_record(ckpt, path)

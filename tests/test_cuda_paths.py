@@ -91,3 +91,13 @@ def test_deferred_read_back_keeps_every_step(every):
     assert len(runs[0]["loss_d"]) == len(runs[1]["loss_d"]) == 30
     for key in ("loss_d", "loss_g", "d_real", "d_fake"):
         assert torch.allclose(torch.tensor(runs[0][key]), torch.tensor(runs[1][key])), key
+
+
+def test_loading_a_generator_onto_a_missing_gpu_is_refused_in_words(tmp_path, monkeypatch):
+    """Before anything is read: the run folder here does not even exist."""
+    from gan_helpers.checkpoints import load_generator
+    from gan_helpers.errors import DeviceUnavailableError
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(DeviceUnavailableError, match="CUDA is not available here"):
+        load_generator(tmp_path / "no-run", device="cuda")
