@@ -168,7 +168,8 @@ def test_fit_trains_a_conditional_gan_with_labels_and_class_rows(tmp_path):
     D = models.ProjectionDiscriminator("mlp", num_classes=10, hidden=(32,))
     seen = []
     original = D.forward
-    D.forward = lambda x, y: (seen.append(y.clone()), original(x, y))[1]
+    # the training steps' calls (fit's check of the networks runs D once in eval mode first)
+    D.forward = lambda x, y: (D.training and seen.append(y.clone()), original(x, y))[1]
     history = fit(G, D, tiny_loader(), epochs=1, run_dir=tmp_path, progress=False)
     assert len(history["loss_d"]) == 8
     assert all(len(y) == 32 and y.dtype == torch.long for y in seen)
