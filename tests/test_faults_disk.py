@@ -189,6 +189,25 @@ def test_a_checkpoint_records_how_long_its_run_was_to_be(tmp_path):
 # ----------------------------------------------------------------------------- the command line
 
 
+def test_run_all_twice_in_lesson_04_keeps_its_saved_run(tmp_path):
+    """"Run all" a second time in the lesson that trains into a run folder (smoke mode, its own
+    runs folder): every cell passes again and the saved run's checkpoint and history are left
+    byte for byte as the first "Run all" wrote them."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    lesson = ROOT / "notebooks" / "04_live_training.ipynb"
+    env = {**os.environ, "GAN_SMOKE": "1", "GAN_RUNS_DIR": str(tmp_path / "runs")}
+    saved = []
+    for _ in range(2):
+        nb = nbformat.read(lesson, as_version=4)
+        NotebookClient(nb, timeout=600, resources={"metadata": {"path": str(lesson.parent)}}
+                       ).execute(env=env)  # raises CellExecutionError if a cell fails
+        files = RunFiles(next((tmp_path / "runs").rglob("04_live_training")))
+        saved.append((files.checkpoint.read_bytes(), files.history.read_bytes()))
+    assert saved[1] == saved[0]
+
+
 def test_overwrite_with_damaged_data_deletes_nothing(trained, tiny_data):
     before = snapshot(trained)
     images = tiny_data["root"] / "FashionMNIST" / "raw" / "train-images-idx3-ubyte"
