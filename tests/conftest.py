@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import gzip
 import os
+import resource
 import signal
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -122,3 +125,32 @@ def tiny_data(tmp_path, monkeypatch) -> dict:
     monkeypatch.setenv("GAN_DATASET", "fashion-mnist")
     monkeypatch.setenv("GAN_SYSTEM_DATASETS", str(tmp_path / "no-system-copy"))
     return {"root": root, **arrays}
+
+
+# ----------------------------------------------------------------------------- the command line
+
+REPO = Path(__file__).resolve().parent.parent
+BASE = ["--model", "mlp", "--batch-size", "32"]
+"""The fault tests' small run: the MLP GAN in batches of 32 (8 steps an epoch on `tiny_data`)."""
+
+
+def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 240,
+        file_limit: int | None = None) -> subprocess.CompletedProcess:
+    """`python -m gan_helpers ARGS` in a subprocess from the repository, with `env` added to the
+    environment (`tiny_data`'s variables are there already) and `file_limit`, `ulimit -f` in
+    bytes, when given."""
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (file_limit, file_limit))
+
+    return subprocess.run([sys.executable, "-m", "gan_helpers", *args], capture_output=True,
+                          text=True, timeout=timeout, cwd=REPO, env={**os.environ, **(env or {})},
+                          preexec_fn=limit if file_limit is not None else None)
+
+
+@pytest.fixture
+def trained(tiny_data, tmp_path) -> Path:
+    """A run folder with one finished epoch (8 steps) of the MLP GAN, from the command line."""
+    out = tmp_path / "run"
+    result = cli("train", *BASE, "--epochs", "1", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    return out

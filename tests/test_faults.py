@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import StopAt, small_gan, tiny_loader
+from conftest import BASE, StopAt, cli, small_gan, tiny_loader
 
 from gan_helpers import checkpoints
 from gan_helpers.__main__ import main
@@ -24,13 +24,6 @@ from gan_helpers.run_folder import RunFiles
 from gan_helpers.training import fit
 
 ROOT = Path(__file__).resolve().parent.parent
-BASE = ["--model", "mlp", "--batch-size", "32"]
-
-
-def cli(*args: str, timeout: float = 180) -> subprocess.CompletedProcess:
-    """`python -m gan_helpers ARGS` in a subprocess (the environment holds the tiny dataset)."""
-    return subprocess.run([sys.executable, "-m", "gan_helpers", *args], capture_output=True,
-                          text=True, timeout=timeout, cwd=ROOT)
 
 
 def start(*args: str) -> subprocess.Popen:
@@ -43,15 +36,6 @@ def wait_for(path: Path, timeout: float = 120) -> None:
     while not path.exists():
         assert time.monotonic() < deadline, f"{path} never appeared"
         time.sleep(0.05)
-
-
-@pytest.fixture
-def trained(tiny_data, tmp_path) -> Path:
-    """A run folder with one finished epoch (8 steps) of the MLP GAN."""
-    out = tmp_path / "run"
-    result = cli("train", *BASE, "--epochs", "1", "--out", str(out))
-    assert result.returncode == 0, result.stderr
-    return out
 
 
 # ----------------------------------------------------------------------------- arguments, folders

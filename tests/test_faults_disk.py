@@ -13,7 +13,6 @@ import errno
 import hashlib
 import json
 import os
-import resource
 import signal
 import subprocess
 import sys
@@ -22,7 +21,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import StopAt, small_gan, tiny_loader, write_dataset
+from conftest import BASE, StopAt, cli, small_gan, tiny_loader, write_dataset
 
 from gan_helpers import callbacks as callbacks_module
 from gan_helpers import checkpoints, run_folder, viz
@@ -39,18 +38,6 @@ from gan_helpers.run_folder import RunExistsError, RunFiles, RunWriteError
 from gan_helpers.training import EXPLODED, fit, loss_limits, train_step
 
 ROOT = Path(__file__).resolve().parent.parent
-BASE = ["--model", "mlp", "--batch-size", "32"]
-
-
-def cli(*args: str, timeout: float = 240, env: dict | None = None,
-        file_limit: int | None = None) -> subprocess.CompletedProcess:
-    """`python -m gan_helpers ARGS` in a subprocess; `file_limit`: `ulimit -f` in bytes."""
-    def limit() -> None:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (file_limit, file_limit))
-
-    return subprocess.run([sys.executable, "-m", "gan_helpers", *args], capture_output=True,
-                          text=True, timeout=timeout, cwd=ROOT, env=env,
-                          preexec_fn=limit if file_limit is not None else None)
 
 
 def snapshot(folder: Path) -> dict[str, str]:
@@ -71,15 +58,6 @@ def saved(tmp_path) -> Path:
     run = tmp_path / "run"
     quick_fit(run)
     return run
-
-
-@pytest.fixture
-def trained(tiny_data, tmp_path) -> Path:
-    """A run folder with one finished epoch (8 steps) of the MLP GAN, from the command line."""
-    out = tmp_path / "run"
-    result = cli("train", *BASE, "--epochs", "1", "--out", str(out))
-    assert result.returncode == 0, result.stderr
-    return out
 
 
 # ----------------------------------------------------------------------------- fit, a saved run

@@ -16,7 +16,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import small_conditional_g, small_gan, tiny_loader, write_dataset, write_idx
+from conftest import (
+    BASE,
+    cli,
+    small_conditional_g,
+    small_gan,
+    tiny_loader,
+    write_dataset,
+    write_idx,
+)
 from PIL import Image
 from torchvision import datasets
 
@@ -27,20 +35,8 @@ from gan_helpers.errors import DeviceUnavailableError, UsageError, UsageTypeErro
 from gan_helpers.evaluation import Evaluator
 
 ROOT = Path(__file__).resolve().parent.parent
-BASE = ["--model", "mlp", "--batch-size", "32"]
 NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
 FASHION = Path("/usr/share/datasets/fashion-mnist")
-
-
-def cli(*args: str, env: dict[str, str] | None = None, timeout: float = 180,
-        limit_file_size: int | None = None) -> subprocess.CompletedProcess:
-    """`python -m gan_helpers ARGS` in a subprocess, with `env` added to the environment (the
-    tiny dataset's variables are there already) and optionally `ulimit -f` in bytes."""
-    def limit() -> None:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limit_file_size, limit_file_size))
-    return subprocess.run([sys.executable, "-m", "gan_helpers", *args], capture_output=True,
-                          text=True, timeout=timeout, cwd=ROOT, env={**os.environ, **(env or {})},
-                          preexec_fn=limit if limit_file_size else None)
 
 
 def snapshot(folder: Path) -> dict[str, str]:
