@@ -12,7 +12,6 @@ import types
 
 import pytest
 import torch
-from conftest import tiny_loader
 from PIL import Image
 from torch import nn
 
@@ -21,6 +20,7 @@ from gan_helpers import timing
 from gan_helpers.baseline import ClassicBCE, ClassicDiscriminator, ClassicGenerator, classic_step
 from gan_helpers.recipes import TUNED, TUNED_BATCH_SIZE, Recipe
 from gan_helpers.training import native_bf16
+from tests.helpers import tiny_loader
 
 
 def classic_tutorial_loop(G, D, opt_g, opt_d, batches):

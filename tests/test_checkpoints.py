@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import StopAt, small_gan, tiny_loader
 
 from gan_helpers import models
-from gan_helpers.callbacks import Callback
+from gan_helpers.callbacks import AnnealNoise, Callback
 from gan_helpers.checkpoints import (
     AVERAGE_KEY,
     CheckpointError,
@@ -22,10 +21,10 @@ from gan_helpers.checkpoints import (
 )
 from gan_helpers.errors import UsageError
 from gan_helpers.evaluation import EvaluateEvery
-from gan_helpers.metrics import Scores
 from gan_helpers.objectives import HingeObjective
 from gan_helpers.run_folder import RunFiles
-from gan_helpers.training import AnnealNoise, SpeedOptions, fit, train_step
+from gan_helpers.training import SpeedOptions, fit, train_step
+from tests.helpers import FakeEvaluator, StopAt, small_gan, tiny_loader
 
 
 def test_the_checkpoint_records_what_built_the_run(tmp_path):
@@ -315,25 +314,11 @@ def test_checkpoints_without_an_average_load_and_resume_as_before(tmp_path):
     assert AVERAGE_KEY not in load_checkpoint(path)["callbacks"]
 
 
-class ScriptedEvaluator:
-    """Stands in for an `Evaluator`: scripted FIDs, and a copy of every generator it scores."""
-
-    def __init__(self, fids: list[float]) -> None:
-        self.fids, self.scored = iter(fids), []
-
-    def test_stats(self) -> None:
-        pass
-
-    def score_generator(self, G, n, **kwargs) -> Scores:
-        self.scored.append((G, {k: v.clone() for k, v in G.state_dict().items()}))
-        return Scores(next(self.fids), 1.0, 10, 10, 0.5, [0.1] * 10, n)
-
-
 def test_evaluations_and_the_best_checkpoint_are_of_the_average(tmp_path):
     """Scored after steps 8, 16 and 24 (`every_steps`: the average must be updated before the
     evaluation of the same step)."""
     G, D = small_gan("dcgan")
-    evaluator = ScriptedEvaluator([5.0, 3.0, 4.0])
+    evaluator = FakeEvaluator(fids=[5.0, 3.0, 4.0])  # scripted FIDs
     callback = EvaluateEvery(evaluator, n=10, keep_best=True, verbose=False, every_steps=8)
     history = fit(G, D, tiny_loader(), epochs=3, run_dir=tmp_path, ema=0.9, progress=False,
                   callbacks=[callback])

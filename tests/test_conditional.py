@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 import json
-import sys
 from pathlib import Path
 
 import matplotlib
@@ -14,13 +13,12 @@ matplotlib.use("Agg")
 
 import pytest  # noqa: E402
 import torch  # noqa: E402
-from conftest import small_conditional_g  # noqa: E402
 
 from gan_helpers import conditional, models, objectives, training  # noqa: E402
+from tests.helpers import small_conditional_g  # noqa: E402
+from tools.notebooks import source  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tools"))
-from notebooks import source  # noqa: E402
 
 CLASSES = [f"class {i}" for i in range(10)]
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import small_gan, tiny_loader
 
 from gan_helpers import training
 from gan_helpers.training import SpeedOptions, adam, fit
+from tests.helpers import small_gan, tiny_loader
 
 CUDA = torch.device("cuda")
 T4, A100 = (7, 5), (8, 0)  # compute capabilities: Colab's free GPU has no native bf16

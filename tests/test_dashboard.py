@@ -15,12 +15,12 @@ import types
 import nbformat
 import numpy as np
 import pytest
-from conftest import StopAt, small_gan, tiny_loader
 from nbclient import NotebookClient
 from PIL import Image
 
 from gan_helpers import config, dashboard
 from gan_helpers.training import Callback, fit
+from tests.helpers import StopAt, small_gan, tiny_loader
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import write_dataset
 from torchvision import datasets
 
 from gan_helpers import config, data
+from tests.helpers import write_dataset
 
 
 def _no_download(monkeypatch):

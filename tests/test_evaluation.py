@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import small_conditional_g, small_gan
 
 from gan_helpers import classifier, config, evaluation, metrics, models
 from gan_helpers.checkpoints import load_checkpoint
 from gan_helpers.data import make_loader
 from gan_helpers.training import fit
+from tests.helpers import small_conditional_g, small_gan
 
 TINY = {"epochs": 1, "limit": 256}  # a classifier trained in well under a second
 

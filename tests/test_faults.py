@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import BASE, StopAt, cli, small_gan, tiny_loader
 
 from gan_helpers import checkpoints
 from gan_helpers.__main__ import main
 from gan_helpers.checkpoints import load_checkpoint, save_checkpoint
 from gan_helpers.run_folder import RunFiles
 from gan_helpers.training import fit
+from tests.helpers import BASE, StopAt, cli, small_gan, tiny_loader
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -21,7 +21,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import BASE, StopAt, cli, small_gan, tiny_loader, write_dataset
 
 from gan_helpers import callbacks as callbacks_module
 from gan_helpers import checkpoints, run_folder, viz
@@ -36,6 +35,7 @@ from gan_helpers.errors import UsageError
 from gan_helpers.objectives import BCEObjective, HingeObjective, WGANGPObjective
 from gan_helpers.run_folder import RunExistsError, RunFiles, RunWriteError
 from gan_helpers.training import EXPLODED, fit, loss_limits, train_step
+from tests.helpers import BASE, StopAt, cli, small_gan, tiny_loader, write_dataset
 
 ROOT = Path(__file__).resolve().parent.parent
 

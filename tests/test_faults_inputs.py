@@ -16,15 +16,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import (
-    BASE,
-    cli,
-    small_conditional_g,
-    small_gan,
-    tiny_loader,
-    write_dataset,
-    write_idx,
-)
 from PIL import Image
 from torchvision import datasets
 
@@ -33,6 +24,15 @@ from gan_helpers.__main__ import main
 from gan_helpers.classifier import Classifier
 from gan_helpers.errors import DeviceUnavailableError, UsageError, UsageTypeError
 from gan_helpers.evaluation import Evaluator
+from tests.helpers import (
+    BASE,
+    cli,
+    small_conditional_g,
+    small_gan,
+    tiny_loader,
+    write_dataset,
+    write_idx,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")

@@ -4,16 +4,15 @@ means and transfers, and the explorer's widget and static fallback."""
 from __future__ import annotations
 
 import math
-from types import SimpleNamespace
 
 import matplotlib.pyplot as plt
 import pytest
 import torch
-from conftest import StopAt, tiny_loader
 
 from gan_helpers import config, latent, models
 from gan_helpers.checkpoints import CHECKPOINT_FORMAT, CheckpointError, save_checkpoint
 from gan_helpers.training import fit
+from tests.helpers import FakeEvaluator, StopAt, tiny_loader
 
 
 def tiny_generator(seed: int = 0) -> models.DCGANGenerator:
@@ -221,19 +220,9 @@ class ArgmaxGenerator(torch.nn.Module):
         return (self.scale * z).view(len(z), 1, 1, -1)
 
 
-class ArgmaxEvaluator:
-    """A stand-in evaluator: the class of an image is the index of its largest value."""
-
-    classes = [str(c) for c in range(10)]
-
-    def outputs(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        flat = images.flatten(1)
-        return flat, (20 * flat).softmax(1)
-
-
 def labelled_argmax(n: int = 3000) -> tuple[latent.Labelled, ArgmaxGenerator]:
     G = ArgmaxGenerator()
-    return latent.label_samples(G, ArgmaxEvaluator(), n, seed=0, batch_size=700), G
+    return latent.label_samples(G, FakeEvaluator(), n, seed=0, batch_size=700), G
 
 
 def test_class_means_average_the_vectors_of_each_label():
@@ -260,7 +249,7 @@ def test_moving_along_class_mean_differences_changes_the_class_and_random_moves_
     labelled, G = labelled_argmax()
     means, counts = latent.class_means(labelled, 10)
     assert counts.sum() == 3000 and (counts > 200).all()
-    evaluator = ArgmaxEvaluator()
+    evaluator = FakeEvaluator()
     matrix = latent.transfer_matrix(G, evaluator, labelled, means, per_class=30, scale=1.5)
     control = latent.transfer_matrix(G, evaluator, labelled, means, per_class=30, scale=1.5,
                                      random_directions=True)
@@ -269,29 +258,14 @@ def test_moving_along_class_mean_differences_changes_the_class_and_random_moves_
     assert matrix[other].mean() > 0.5 > 0.2 > control[other].mean()
 
 
-class CountingEvaluator(ArgmaxEvaluator):
-    """A stand-in evaluator that notes how many images it sees; its 'score' of a batch is the
-    number of images (as `fid`) and their mean value (as `confidence`)."""
-
-    def __init__(self) -> None:
-        self.seen: list[int] = []
-
-    def outputs(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        self.seen.append(len(images))
-        return super().outputs(images)
-
-    def score(self, images: torch.Tensor) -> SimpleNamespace:
-        return SimpleNamespace(fid=len(images), confidence=images.mean().item())
-
-
 def test_scores_along_scores_evenly_spaced_points_of_the_path(full_size):
     G = ArgmaxGenerator()
     z0, z1 = torch.ones(6, 10), 3 * torch.ones(6, 10)
-    scores = latent.scores_along(G, CountingEvaluator(), z0, z1, 5, "lerp")
+    scores = latent.scores_along(G, FakeEvaluator(), z0, z1, 5, "lerp")
     assert list(scores) == [0.0, 0.25, 0.5, 0.75, 1.0]
     assert [s.fid for s in scores.values()] == [6] * 5
     assert scores[0.5].confidence == pytest.approx(0.2)  # images are z / 10, halfway from 1 to 3
-    again = latent.scores_along(G, CountingEvaluator(), z0, z1, [0.0, 1.0], "slerp")
+    again = latent.scores_along(G, FakeEvaluator(), z0, z1, [0.0, 1.0], "slerp")
     assert list(again) == [0.0, 1.0] and again[1.0].confidence == pytest.approx(0.3)
     fig = latent.plot_scores_along({"lerp": scores, "slerp": again})
     assert [len(line.get_xdata()) for line in fig.axes[0].lines] == [5, 2]
@@ -304,12 +278,12 @@ def test_smoke_mode_shrinks_the_lessons_counts(smoke):
     labelled, _ = labelled_argmax(20_000)
     assert len(labelled.z) == len(labelled.labels) == latent.SMOKE_SAMPLES
     assert len(latent.walk(torch.randn(3, 2, 8), steps=12)) == 3 * latent.SMOKE_STEPS
-    scores = latent.scores_along(ArgmaxGenerator(), CountingEvaluator(), torch.ones(2, 10),
+    scores = latent.scores_along(ArgmaxGenerator(), FakeEvaluator(), torch.ones(2, 10),
                                  torch.zeros(2, 10), 9, "lerp")
     assert list(scores) == [0.0, 0.5, 1.0]
     means, counts = latent.class_means(labelled, 10)
     assert (counts > latent.SMOKE_PER_CLASS).all()
-    evaluator = CountingEvaluator()
+    evaluator = FakeEvaluator()
     latent.transfer_matrix(ArgmaxGenerator(), evaluator, labelled, means, per_class=50)
     assert evaluator.seen == [10 * latent.SMOKE_PER_CLASS] * 10  # 10 targets x SMOKE_PER_CLASS
 

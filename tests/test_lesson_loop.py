@@ -9,19 +9,17 @@ from __future__ import annotations
 import ast
 import copy
 import json
-import sys
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import small_gan, tiny_loader
 
 from gan_helpers import config
 from gan_helpers.training import fit, train_step
+from tests.helpers import small_gan, tiny_loader
+from tools.notebooks import definitions, source
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tools"))
-from notebooks import definitions, source  # noqa: E402
 
 LESSON = ROOT / "notebooks" / "02_mlp_gan.ipynb"
 

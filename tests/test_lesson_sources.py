@@ -8,14 +8,13 @@ other to edit.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 
+from tools.notebooks import definitions, package_definitions, shown_cells, source
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tools"))
-from notebooks import definitions, package_definitions, shown_cells, source  # noqa: E402
 
 # What each lesson must show (so a lesson cannot quietly stop showing it).
 REQUIRED = {

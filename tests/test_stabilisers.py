@@ -7,13 +7,14 @@ import math
 
 import pytest
 import torch
-from conftest import tiny_loader
 
 from gan_helpers import config, models, objectives, recipes
+from gan_helpers.callbacks import STATS, AnnealNoise, Callback
 from gan_helpers.checkpoints import RunMismatchError, load_checkpoint
 from gan_helpers.metrics import Scores
 from gan_helpers.recipes import Recipe, run_recipe
-from gan_helpers.training import STATS, AnnealNoise, Callback, fit, grad_norm, train_step
+from gan_helpers.training import fit, grad_norm, train_step
+from tests.helpers import FakeEvaluator, tiny_loader, weight_sum
 
 
 @pytest.mark.parametrize("kind", sorted(models.CONDITIONAL))
@@ -233,22 +234,6 @@ def test_recipes_fill_in_each_loss_s_usual_settings():
         Recipe(model="dcgan64", loss="wgan-gp")
 
 
-def weight_sum(G) -> float:
-    return sum(p.detach().double().sum().item() for p in G.parameters())
-
-
-class _FakeEvaluator:
-    """Real `Scores` without a classifier: the "FID" is the sum of G's weights, so a test can
-    tell which generator was scored, and `n` is the number of samples asked for."""
-
-    def test_stats(self):
-        pass
-
-    def score_generator(self, G, n, **kwargs):
-        return Scores(fid=weight_sum(G), inception_score=1.0, coverage=10, classes=10,
-                      confidence=1.0, histogram=[0.1] * 10, n=n)
-
-
 class _CountSteps(Callback):
     steps = 0
 
@@ -259,14 +244,14 @@ class _CountSteps(Callback):
 def test_run_recipe_trains_once_and_then_loads_the_finished_run(tmp_path):
     recipe = Recipe(model="mlp", loss="wgan-gp")
     counted = _CountSteps()
-    first = run_recipe("w", recipe, tiny_loader(), 6, _FakeEvaluator(), n=7,
+    first = run_recipe("w", recipe, tiny_loader(), 6, FakeEvaluator(), n=7,
                        run_dir=tmp_path / "w", progress=False, extra_callbacks=[counted])
     assert len(first.history["loss_d"]) == 6
     assert isinstance(first.scores, Scores) and first.scores.n == 7
     assert first.scores.fid == weight_sum(first.G)  # the trained generator was scored
     assert counted.steps == 6
     again_counted = _CountSteps()
-    again = run_recipe("w", recipe, tiny_loader(), 6, _FakeEvaluator(), n=7,
+    again = run_recipe("w", recipe, tiny_loader(), 6, FakeEvaluator(), n=7,
                        run_dir=tmp_path / "w", progress=False, extra_callbacks=[again_counted])
     assert again_counted.steps == 0  # loaded, not retrained
     assert again.history["loss_d"] == first.history["loss_d"]
@@ -278,9 +263,9 @@ def test_run_recipe_trains_once_and_then_loads_the_finished_run(tmp_path):
     # Another recipe or seed in the same folder is refused, not mixed with the saved run.
     with pytest.raises(RunMismatchError, match=r"lr_g was 0.0001, now 0.001"):
         run_recipe("w", Recipe(model="mlp", loss="wgan-gp", lr_g=1e-3), tiny_loader(), 6,
-                   _FakeEvaluator(), run_dir=tmp_path / "w", progress=False)
+                   FakeEvaluator(), run_dir=tmp_path / "w", progress=False)
     with pytest.raises(RunMismatchError, match=r"seed was 0, now 1"):
-        run_recipe("w", recipe, tiny_loader(), 6, _FakeEvaluator(), seed=1,
+        run_recipe("w", recipe, tiny_loader(), 6, FakeEvaluator(), seed=1,
                    run_dir=tmp_path / "w", progress=False)
 
 
@@ -299,7 +284,7 @@ def test_recipe_width_and_the_tuned_recipe():
 
 
 def test_run_recipe_with_a_moving_average_returns_and_scores_the_average(tmp_path):
-    result = run_recipe("e", Recipe(model="mlp", ema=0.9), tiny_loader(), 6, _FakeEvaluator(),
+    result = run_recipe("e", Recipe(model="mlp", ema=0.9), tiny_loader(), 6, FakeEvaluator(),
                         n=7, run_dir=tmp_path / "e", progress=False)
     assert result.G is result.history.G_ema
     assert result.scores.fid == weight_sum(result.history.G_ema)
@@ -308,7 +293,7 @@ def test_run_recipe_with_a_moving_average_returns_and_scores_the_average(tmp_pat
     raw = models.MLPGenerator()
     raw.load_state_dict(saved["G"])
     assert weight_sum(raw) != result.scores.fid  # G's own weights were not what was scored
-    again = run_recipe("e", Recipe(model="mlp", ema=0.9), tiny_loader(), 6, _FakeEvaluator(),
+    again = run_recipe("e", Recipe(model="mlp", ema=0.9), tiny_loader(), 6, FakeEvaluator(),
                        n=7, run_dir=tmp_path / "e", progress=False)
     assert again.scores == result.scores  # loaded: the average again
 
@@ -319,7 +304,7 @@ def test_run_recipe_shrinks_steps_and_evaluation_interval_in_smoke_mode(monkeypa
     least every `SMOKE_EVERY` steps, through the same code."""
     monkeypatch.setattr(config, "SMOKE", smoke)
     steps, every = (100, 50) if smoke else (10, 5)
-    result = run_recipe("s", Recipe(model="mlp"), tiny_loader(), steps, _FakeEvaluator(),
+    result = run_recipe("s", Recipe(model="mlp"), tiny_loader(), steps, FakeEvaluator(),
                         every_steps=every, progress=False)
     trained = recipes.SMOKE_STEPS if smoke else steps
     every = recipes.SMOKE_EVERY if smoke else every

@@ -11,11 +11,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import StopAt, small_gan, tiny_loader
 
 from gan_helpers import training
 from gan_helpers.baseline import ClassicBCE, classic_step
-from gan_helpers.callbacks import ema_decay
+from gan_helpers.callbacks import STATS, AverageGenerator, Callback, NonFiniteLossError, ema_decay
 from gan_helpers.checkpoints import (
     AVERAGE_KEY,
     CheckpointError,
@@ -26,15 +25,8 @@ from gan_helpers.errors import UsageError
 from gan_helpers.models import generate
 from gan_helpers.objectives import BCEObjective, WGANGPObjective
 from gan_helpers.run_folder import RunFiles
-from gan_helpers.training import (
-    STATS,
-    AverageGenerator,
-    Callback,
-    NonFiniteLossError,
-    SpeedOptions,
-    fit,
-    train_step,
-)
+from gan_helpers.training import SpeedOptions, fit, train_step
+from tests.helpers import StopAt, small_gan, tiny_loader
 
 
 def params(module):
@@ -492,8 +484,8 @@ def test_evaluations_and_the_best_checkpoint_continue_across_a_resume(tiny_data,
 def test_training_with_a_run_folder_loads_no_plotting_or_widget_library(tmp_path):
     """The loop runs headless: grids and checkpoints are written without matplotlib."""
     code = (
-        "import sys; sys.path.insert(0, 'tests')\n"
-        "from conftest import StopAt, small_gan, tiny_loader\n"
+        "import sys\n"
+        "from tests.helpers import small_gan, tiny_loader\n"
         "from gan_helpers.training import fit\n"
         "G, D = small_gan('dcgan')\n"
         f"fit(G, D, tiny_loader(64), epochs=1, run_dir={str(tmp_path)!r}, progress=True)\n"
