@@ -19,7 +19,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))  # run as a script: tools/ is on the path, the repository is not
+if not __package__:  # run as a script (`python tools/readme_pictures.py`): tools/ is on the path, the
+    sys.path.insert(0, str(ROOT))  # repository (where `tools.*` and gan_helpers are) is not
 
 from tools.browser import (  # noqa: E402
     CHROMIUM,
