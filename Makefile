@@ -23,7 +23,7 @@ train: $(STAMP)
 	$(PY) -m gan_helpers train --model $(MODEL) --epochs $(EPOCHS) $(ARGS)
 
 # nbmake executes copies of the lessons in the site's smoke folder and saves their outputs there
-# (--overwrite), so tests/test_site.py builds the site from these executions, not new ones.
+# (--overwrite), so tests/harness/test_site.py builds the site from these executions, not new ones.
 SMOKE_EXECUTED := build/site-smoke/executed
 
 test: $(STAMP)
@@ -48,7 +48,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_dashboard.py
 
 colab-check: $(STAMP)
-	COLAB_RUNTIMES=all $(PY) -m pytest -p no:cacheprovider tests/test_colab_runtime.py
+	COLAB_RUNTIMES=all $(PY) -m pytest -p no:cacheprovider tests/harness/test_colab_runtime.py
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -5,7 +5,8 @@ Every generator maps noise `(N, latent_dim)` to images `(N, 1, H, W)` in [-1, 1]
 Every discriminator maps images to one *logit* per image `(N,)`: the probability is its sigmoid,
 and the loss is `BCEWithLogitsLoss`, which computes sigmoid and BCE together, stably.
 Conditional networks take the class labels `(N,)` as a second argument: `G(z, y)`, `D(x, y)`.
-The lessons show these classes cell by cell; `tests/test_lesson_sources.py` keeps the two equal.
+The lessons show these classes cell by cell; `tests/harness/test_lesson_sources.py` keeps the two
+equal.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The live dashboard, driven without a browser (tests/test_browser.py drives it in JupyterLab).
+"""The live dashboard, driven without a browser (tests/harness/test_browser.py drives it in
+JupyterLab).
 
 In a kernel the dashboard shows three display handles (status, picture, Stop button or a note)
 and updates them in place; the fixture `live` records what it displays and how it updates it.

@@ -1,4 +1,5 @@
-"""JupyterLab in headless Chromium: what tests/test_browser.py and tools/readme_pictures.py share.
+"""JupyterLab in headless Chromium: what tests/harness/test_browser.py and tools/readme_pictures.py
+share.
 
 `jupyterlab_server` starts JupyterLab on a free port of 127.0.0.1 and stops it by PID;
 `open_and_run_all` opens a notebook in it in a Playwright page and starts Run All;

@@ -1,4 +1,4 @@
-"""A Colab-like runtime without Colab: the machinery of tests/test_colab_runtime.py.
+"""A Colab-like runtime without Colab: the machinery of tests/harness/test_colab_runtime.py.
 
 `build_runtime` makes a throwaway virtual environment that looks to a lesson like a fresh Colab
 GPU runtime: Colab's Python (`python3.13` where this machine has it), Colab's versions of the

@@ -15,7 +15,7 @@ The repository's address lives in pyproject.toml ([project.urls] Repository) and
 
 Cells that start with `# From gan_helpers/<module>.py` show package code; `--sync` replaces each
 class and function they define with the package's current definition (a new name a definition
-now needs must be added to the cell by hand; tests/test_lesson_sources.py says which).
+now needs must be added to the cell by hand; tests/harness/test_lesson_sources.py says which).
 """
 
 from __future__ import annotations

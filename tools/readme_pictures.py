@@ -1,8 +1,8 @@
 """Make the README's pictures from a full run of lesson 04 in a real browser.
 
 Runs lesson 04 in full mode in JupyterLab (headless Chromium, driven by tools/browser.py as in
-tests/test_browser.py), takes a screenshot of the live dashboard when the first training run ends,
-and copies the run's GIF.
+tests/harness/test_browser.py), takes a screenshot of the live dashboard when the first training
+run ends, and copies the run's GIF.
 Writes docs/dashboard.png and docs/training.gif (or into `--out DIR`) and prints the status line
 and the training time.
 
@@ -19,8 +19,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-if not __package__:  # run as a script (`python tools/readme_pictures.py`): tools/ is on the path, the
-    sys.path.insert(0, str(ROOT))  # repository (where `tools.*` and gan_helpers are) is not
+if not __package__:  # run as a script: tools/ is on the path, the repository (where `tools.*`
+    sys.path.insert(0, str(ROOT))  # and gan_helpers are) is not
 
 from tools.browser import (  # noqa: E402
     CHROMIUM,

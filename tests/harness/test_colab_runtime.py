@@ -38,7 +38,7 @@ import pytest
 from tools import colab_runtime
 from tools.colab_runtime import RuntimeUnavailableError
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 LESSONS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 DRIVE_LESSON = "02_mlp_gan.ipynb"  # run with its "keep the run on Google Drive" switch on
 DRIVE_SWITCH = {"KEEP_ON_DRIVE = False": "KEEP_ON_DRIVE = True"}

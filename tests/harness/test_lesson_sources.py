@@ -14,7 +14,7 @@ import pytest
 
 from tools.notebooks import definitions, package_definitions, shown_cells, source
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 # What each lesson must show (so a lesson cannot quietly stop showing it).
 REQUIRED = {
