@@ -1,5 +1,6 @@
 """Image files without pyplot: grids of images (built on `torchvision.utils.make_grid`) as PIL
-images, PNG files and PNG bytes (for widgets), and animated GIFs.
+images, PNG files and PNG bytes (for widgets), and animated GIFs; and the pixel range they all
+share, `MEAN` and `STD` (images are floats in [-1, 1]; `denormalize` maps them to [0, 1]).
 
 Training writes its sample grids with this module, so a run needs neither matplotlib nor
 ipywidgets; the plots live in `viz`.
@@ -16,8 +17,15 @@ import torch
 from PIL import Image
 from torchvision.utils import make_grid
 
-from .data import denormalize
 from .run_folder import write_atomic
+
+MEAN, STD = 0.5, 0.5
+"""`Normalize(MEAN, STD)` maps [0, 1] to [-1, 1], the range of the generator's tanh output."""
+
+
+def denormalize(images: torch.Tensor) -> torch.Tensor:
+    """Floats in [-1, 1] back to [0, 1] for display (clamped)."""
+    return images.mul(STD).add(MEAN).clamp_(0, 1)
 
 
 def grid_image(images: torch.Tensor, nrow: int = 8, padding: int = 2) -> Image.Image:
