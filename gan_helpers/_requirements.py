@@ -1,24 +1,32 @@
-"""A clear error when a package gan_helpers needs is missing (standard library only: it runs
-when an import of torch or another requirement has just failed)."""
+"""A clear error when a package gan_helpers needs is missing. It runs when an import of torch or
+another requirement has just failed, so it needs only the standard library and `packaging` (a
+requirement too: when it is the one missing, it is the one named)."""
 
 from __future__ import annotations
 
-import re
 from importlib import metadata
 
 # The import name of each requirement whose distribution name differs from it.
 IMPORT_NAMES = {"pillow": "PIL", "jupyter-ui-poll": "jupyter_ui_poll"}
 
 
-def requirements() -> list[str]:
-    """The distribution names gan_helpers needs at run time (its extras left out)."""
+def requirements(distribution: str = "gan-helpers") -> list[str]:
+    """The names of the distributions an installed `distribution` needs at run time here: its
+    extras left out, and any requirement whose environment marker does not hold here."""
     try:
-        declared = metadata.requires("gan-helpers") or []
+        from packaging.requirements import Requirement
+    except ModuleNotFoundError:
+        return ["packaging"]
+    try:
+        declared = metadata.requires(distribution) or []
     except metadata.PackageNotFoundError:  # a source tree on sys.path without installing it
         declared = []
-    names = [re.split(r"[\s<>=!~;\[(]", req, maxsplit=1)[0] for req in declared
-             if "extra ==" not in req]
-    return [n for n in names if n]
+    needed = []
+    for line in declared:
+        req = Requirement(line)
+        if req.marker is None or req.marker.evaluate({"extra": ""}):
+            needed.append(req.name)
+    return needed
 
 
 def missing() -> list[str]:

@@ -11,7 +11,10 @@ import re
 import sys
 from pathlib import Path
 
+from packaging.requirements import Requirement
+
 import gan_helpers
+from gan_helpers import _requirements
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -25,9 +28,8 @@ IMPORT_NAMES = {"pil": "pillow", "jupyter_ui_poll": "jupyter-ui-poll"}  # import
 
 def _split(requirement: str) -> tuple[str, str]:
     """`"torch>=2.1"` -> `("torch", ">=2.1")`: the name (lower case) and the version specifier."""
-    name, spec = re.match(r"\s*([A-Za-z0-9][\w.-]*)\s*(?:\[[^]]*\])?\s*([^;]*)",
-                          requirement).groups()
-    return name.lower(), spec.replace(" ", "")
+    parsed = Requirement(requirement)
+    return parsed.name.lower(), str(parsed.specifier)
 
 
 def pyproject() -> dict:
@@ -97,8 +99,7 @@ def _lesson_and_package_imports() -> set[str]:
 
 def _requirement_names(distribution: str) -> set[str]:
     """The (non-extra) requirements of an installed distribution."""
-    requires = importlib.metadata.requires(distribution) or []
-    return {_split(r)[0] for r in requires if "extra ==" not in r}
+    return {name.lower() for name in _requirements.requirements(distribution)}
 
 
 def test_every_library_the_lessons_import_is_a_runtime_dependency():
@@ -115,6 +116,32 @@ def test_every_library_the_lessons_import_is_a_runtime_dependency():
     provided = runtime.union(*(_requirement_names(d) for d in runtime))
     assert distributions <= provided, f"imported but not declared: {distributions - provided}"
     assert {"torch", "torchvision", "matplotlib", "ipywidgets"} <= distributions  # sees imports
+
+
+def test_a_missing_requirement_is_named_with_the_command_that_installs_it(monkeypatch):
+    """gan_helpers/_requirements.py, what `import gan_helpers` raises when a requirement is
+    missing: the installed metadata's requirements (parsed by `packaging`), less the extras and
+    those whose marker does not hold here; the message names what to install."""
+    assert {"torch", "numpy", "matplotlib"} <= set(_requirements.requirements())
+    assert "jupyterlab" not in _requirements.requirements()  # an extra (dev)
+    assert _requirements.missing() == []
+    declared = ["torch>=2.11.0", "Pillow[extra1] >= 11.3", 'tomli>=1; python_version < "3.0"',
+                'jupyter-ui-poll>=1.0; extra == "widgets"']
+    monkeypatch.setattr(_requirements.metadata, "requires", lambda distribution: declared)
+    assert _requirements.requirements() == ["torch", "Pillow"]
+
+    def version(name: str) -> str:
+        if name == "torch":
+            raise importlib.metadata.PackageNotFoundError(name)
+        return "99"
+
+    monkeypatch.setattr(_requirements.metadata, "version", version)
+    err = _requirements.missing_requirements_error(ModuleNotFoundError("torch", name="torch"))
+    assert str(err).startswith("gan_helpers needs torch, which this Python environment lacks. "
+                               "Install it with `pip install torch`")
+    assert err.name == "torch"
+    monkeypatch.setitem(sys.modules, "packaging.requirements", None)  # packaging is missing
+    assert _requirements.requirements() == ["packaging"]
 
 
 def test_version_lives_in_the_package_only():

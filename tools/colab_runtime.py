@@ -82,6 +82,7 @@ _COLAB_26_07 = {
     "numpy": "2.0.2",
     "pillow": "11.3.0",
     "tqdm": "4.67.3",
+    "packaging": "26.2",
 }
 RUNTIMES = {
     "current": RuntimeSpec("current", "3.13", {**_COLAB_26_07, "numpy": "2.1.3",
