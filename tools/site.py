@@ -22,6 +22,20 @@ mkdocs-jupyter, with every output, the maths and previous/next links.
 3. Build with MkDocs (`mkdocs.yml`, hooks in `docs/site/site_hooks.py`), then copy MathJax
    (installed from npm into build/npm/ on first use: no CDN, the site works offline) and the
    lessons as learners download them (without outputs).
+
+The execution cache (step 1) is this module's own, not jupyter-cache's. jupyter-cache 1.0.1 was
+tried with this environment's nbclient 0.11 and nbformat 5.11: it installs and runs without a
+version conflict (adding SQLAlchemy 2.1, importlib-metadata, tabulate and lazy-importer), but
+- its hash covers a notebook's code cells and kernelspec only: a change in gan_helpers, the mode
+  or the dataset leaves a cached execution matched, unless its hashing is overridden;
+- its executors take no kernel environment (GAN_SMOKE, GAN_RUNS_DIR would have to be set in this
+  process's os.environ) and record only cell errors and timeouts (a dead kernel escapes);
+- it keeps executions in a SQLite database of its own, while `make lessons` and `make test`'s
+  nbmake pass write plain executed copies, which this build adopts and MkDocs reads: the copies
+  would stay, the database would be a second store of the same outputs.
+What it would replace is `lesson_key` and `refresh_prose` (its `merge_match_into_notebook`);
+adopting copies, the failed lesson's partial notebook and the pages' stamp (device, date,
+duration) would still be written here.
 """
 
 from __future__ import annotations
