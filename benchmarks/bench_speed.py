@@ -2,7 +2,7 @@
 
 For the MLP GAN and the 28x28 DCGAN: training images per second of
 - classic: torchvision dataset + ToTensor/Normalize + DataLoader(batch_size=128, shuffle=True),
-  and the classic step (`gan_helpers.baseline.classic_step`: G twice, gradients zeroed by filling,
+  and the classic step (`benchmarks.baseline.classic_step`: G twice, gradients zeroed by filling,
   on these logit models with `BCEObjective`) with its losses read back every step;
 - this project: the fast `TensorLoader` (on the training device) and `fit` with `train_step`;
 each the median of several timed repeats after a warm-up, alternating, and the ratio. Also the
@@ -21,14 +21,19 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import torch
 
+if __name__ == "__main__":  # run as a script: benchmarks/ is on the path, the repository is not
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.baseline import classic_step
 from gan_helpers import config, data
-from gan_helpers.baseline import classic_step
+from gan_helpers.callbacks import Callback
 from gan_helpers.models import build_gan
 from gan_helpers.objectives import BCEObjective
-from gan_helpers.training import Callback, SpeedOptions, fit
+from gan_helpers.training import SpeedOptions, fit
 
 
 def _sync(device: torch.device) -> None:

@@ -3,7 +3,7 @@ recipes, each trained for the same wall-clock budget with several seeds, scored 
 FID over time.
 
 * classic baseline (`classic`): the MLP GAN as the classic tutorials write it
-  (`gan_helpers.baseline`), in its own short loop below: torchvision dataset +
+  (`benchmarks.baseline`), in its own short loop below: torchvision dataset +
   `ToTensor`/`Normalize` + `DataLoader(batch_size=128, shuffle=True)`
   (`gan_helpers.data.classic_loader`), a discriminator ending in `Sigmoid` with `BCELoss`
   (`ClassicBCE`), Adam 2e-4 / (0.5, 0.999), and the generator run twice per iteration (once for
@@ -50,6 +50,7 @@ import json
 import math
 import os
 import statistics
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -57,15 +58,19 @@ from pathlib import Path
 import torch
 from torch import nn
 
+if __name__ == "__main__":  # run as a script: benchmarks/ is on the path, the repository is not
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.baseline import ClassicBCE, ClassicDiscriminator, ClassicGenerator, classic_step
 from gan_helpers import config, data
-from gan_helpers.baseline import ClassicBCE, ClassicDiscriminator, ClassicGenerator, classic_step
+from gan_helpers.callbacks import Callback, TrainState
 from gan_helpers.classifier import EPOCHS as CLASSIFIER_EPOCHS
 from gan_helpers.classifier import load_classifier
 from gan_helpers.evaluation import Evaluator
 from gan_helpers.metrics import N_SAMPLES
 from gan_helpers.recipes import PRESETS, TUNED, TUNED_BATCH_SIZE, Preset, Recipe
 from gan_helpers.timing import Stopwatch
-from gan_helpers.training import Callback, SpeedOptions, TrainState, fit
+from gan_helpers.training import SpeedOptions, fit
 
 BASELINE = "classic MLP (baseline)"
 EMA_DECAY = 0.999

@@ -1,4 +1,4 @@
-"""The time-to-quality benchmark: its classic baseline (gan_helpers.baseline) trains exactly as
+"""The time-to-quality benchmark: its classic baseline (benchmarks.baseline) trains exactly as
 the classic tutorials' loop, its clock leaves the weight copies out, the EMA configurations are
 scored by the average, each configuration trains its recipe with its batch size, the figures
 over seeds, its options, and a `--quick` run end to end."""
@@ -16,8 +16,8 @@ from PIL import Image
 from torch import nn
 
 from benchmarks import bench_time_to_quality as bench
+from benchmarks.baseline import ClassicBCE, ClassicDiscriminator, ClassicGenerator, classic_step
 from gan_helpers import timing
-from gan_helpers.baseline import ClassicBCE, ClassicDiscriminator, ClassicGenerator, classic_step
 from gan_helpers.recipes import TUNED, TUNED_BATCH_SIZE, Recipe
 from gan_helpers.training import native_bf16
 from tests.helpers import tiny_loader

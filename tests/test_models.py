@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
+from benchmarks.baseline import ClassicDiscriminator, ClassicGenerator
 from gan_helpers import models
-from gan_helpers.baseline import ClassicDiscriminator, ClassicGenerator
 
 
 def linear_widths(module: nn.Module) -> list[int]:
@@ -29,7 +29,7 @@ def test_shapes_and_ranges(kind):
 
 
 def test_mlp_sizes_are_the_classic_ones_and_arguments():
-    """The lessons' MLP GAN has the classic tutorials' layers (gan_helpers.baseline), except that
+    """The lessons' MLP GAN has the classic tutorials' layers (benchmarks.baseline), except that
     D ends in a logit, not a sigmoid."""
     G, D = models.MLPGenerator(), models.MLPDiscriminator()
     assert linear_widths(G) == linear_widths(ClassicGenerator())

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from benchmarks.baseline import ClassicBCE, classic_step
 from gan_helpers import training
-from gan_helpers.baseline import ClassicBCE, classic_step
 from gan_helpers.callbacks import STATS, AverageGenerator, Callback, NonFiniteLossError, ema_decay
 from gan_helpers.checkpoints import (
     AVERAGE_KEY,

@@ -2,11 +2,11 @@
 against: their MLP models (a discriminator ending in `Sigmoid`), their loss (`nn.BCELoss` on
 probabilities) and their training step.
 
-`classic_step` computes the same thing as `training.train_step`, the slow way: the generator runs
-twice per step (once for the discriminator's update, once for its own), the discriminator's
-weights get gradients they never use during the generator's update, and gradients are zeroed by
-filling them with zeros. It works with either kind of discriminator: the classic one with
-`ClassicBCE` (probabilities), or this project's models with `BCEObjective` (logits).
+`classic_step` computes the same thing as `gan_helpers.training.train_step`, the slow way: the
+generator runs twice per step (once for the discriminator's update, once for its own), the
+discriminator's weights get gradients they never use during the generator's update, and gradients
+are zeroed by filling them with zeros. It works with either kind of discriminator: the classic one
+with `ClassicBCE` (probabilities), or this project's models with `BCEObjective` (logits).
 
 - `benchmarks/bench_speed.py` times it on this project's MLP GAN and DCGAN (logits) and reads
   the losses back every step, as the classic tutorials' loss logging does;
@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .objectives import Objective
+from gan_helpers.objectives import Objective
 
 
 class ClassicGenerator(nn.Module):
