@@ -33,7 +33,7 @@ from gan_helpers import config, data
 from gan_helpers.callbacks import Callback
 from gan_helpers.models import build_gan
 from gan_helpers.objectives import BCEObjective
-from gan_helpers.training import SpeedOptions, fit
+from gan_helpers.training import FitOptions, SpeedOptions, fit
 
 
 def _sync(device: torch.device) -> None:
@@ -78,7 +78,7 @@ def time_project(kind: str, loader, device: torch.device, steps: int,
                 timer["start"] = time.perf_counter()
 
     fit(G, D, loader, epochs=10_000, max_steps=warm + steps, device=device, progress=False,
-        callbacks=[Clock()], speed=speed, seed=None)
+        callbacks=[Clock()], seed=None, options=FitOptions(speed=speed))
     _sync(device)
     return steps * loader.batch_size / (time.perf_counter() - timer["start"])
 

@@ -63,14 +63,16 @@ if __name__ == "__main__":  # run as a script: benchmarks/ is on the path, the r
 
 from benchmarks.baseline import ClassicBCE, ClassicDiscriminator, ClassicGenerator, classic_step
 from gan_helpers import config, data
-from gan_helpers.callbacks import Callback, TrainState
+from gan_helpers.callbacks import Callback
 from gan_helpers.classifier import EPOCHS as CLASSIFIER_EPOCHS
 from gan_helpers.classifier import load_classifier
 from gan_helpers.evaluation import Evaluator
 from gan_helpers.metrics import N_SAMPLES
 from gan_helpers.recipes import PRESETS, TUNED, TUNED_BATCH_SIZE, Preset, Recipe
+from gan_helpers.run_config import add_data_flags
+from gan_helpers.state import TrainState
 from gan_helpers.timing import Stopwatch
-from gan_helpers.training import SpeedOptions, fit
+from gan_helpers.training import FitOptions, SpeedOptions, fit
 
 BASELINE = "classic MLP (baseline)"
 EMA_DECAY = 0.999
@@ -188,7 +190,7 @@ def train_project(recipe: Recipe, loader: data.TensorLoader, times: list[float],
     budget = WallClockBudget(times)
     fit(parts.G, parts.D, loader, epochs=1_000_000, objective=parts.objective, opt_g=parts.opt_g,
         opt_d=parts.opt_d, device=device, callbacks=[*parts.callbacks, budget], progress=False,
-        seed=seed, ema=recipe.ema, speed=SpeedOptions(amp=amp))
+        seed=seed, ema=recipe.ema, options=FitOptions(speed=SpeedOptions(amp=amp)))
     return parts.G, budget.snapshots
 
 
@@ -247,8 +249,7 @@ def parse_configs(text: str) -> list[str]:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", choices=config.DATASETS, default=None,
-                        help="dataset (default: $GAN_DATASET, else mnist)")
+    add_data_flags(parser)  # --dataset, --batch-size, --device, --threads: as train's
     parser.add_argument("--configs", type=parse_configs, default=list(CONFIGS),
                         help=f"comma-separated configurations (default: all, {','.join(CONFIGS)})")
     parser.add_argument("--seeds", type=int, default=None,
@@ -264,10 +265,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "(default 10,20,45,90,180,240)")
     parser.add_argument("--samples", type=int, default=None,
                         help=f"generated images per evaluation (default {N_SAMPLES})")
-    parser.add_argument("--batch-size", type=int, default=None, help="batch size (default 128)")
-    parser.add_argument("--device", default=None, help="cpu, cuda, mps (default: the best)")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch.set_num_threads(THREADS) first (default: torch's default)")
     parser.add_argument("--classifier-epochs", type=int, default=None,
                         help=f"the evaluation classifier's schedule (default {CLASSIFIER_EPOCHS})")
     parser.add_argument("--classifier-limit", type=int, default=None,

@@ -1,6 +1,7 @@
-"""What `training.fit` shows to the code that watches it: the `TrainState`, the `Callback` hooks,
-and the standard callbacks (progress bar, grids, checkpoints, the run's history file, the
-instance-noise schedule, the moving average of the generator's weights).
+"""The `Callback` hooks `training.fit` calls, and the standard callbacks, each with one job:
+the progress bar, the grids, the checkpoint, the history file, the instance-noise schedule and
+the moving average of the generator's weights. (The `TrainState` they receive is in `state`;
+scoring, keeping the best checkpoint, early stopping and the metrics file are in `evaluation`.)
 
 A callback overrides the hooks it needs. `fit` calls them in this order:
 
@@ -10,197 +11,26 @@ A callback overrides the hooks it needs. `fit` calls them in this order:
     on_exception                      only if an exception ends training
     on_fit_end                        always, however training ends
 
-Callbacks run in the order they are given, after the progress bar and the grid saver and
-before the checkpointer, so a checkpoint holds what the other callbacks added; only at the end
-does the checkpointer go first, so the others can report the final checkpoint. The moving
-average of `fit(ema=...)` (`AverageGenerator`) runs before all of them, so that every other
-callback sees the average of the step just done.
+With a run folder, `fit` lists them so: the moving average of `fit(ema=...)` (so every other
+callback sees the average of the step just done), the progress bar, the grid saver, the given
+callbacks, then the checkpointer (so a checkpoint holds what the others added) and the history
+writer. Only at the end does the checkpointer go first, so the others can report the final
+checkpoint, and the history writer last, so `history.json` says how everything ended.
 """
 
 from __future__ import annotations
 
 import copy
-import json
-import math
-import threading
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from pathlib import Path
+import sys
 from typing import Any
 
 import torch
 from torch import nn
 
-from .checkpoints import AVERAGE_KEY, CHECKPOINT_FORMAT, rng_state, save_checkpoint
-from .errors import GanHelpersError
+from . import checkpoints
 from .images import save_grid
-from .models import generate
-from .run_folder import RunFiles, RunWriteError, write_atomic
-
-STATS = ("loss_d", "loss_g", "d_real", "d_fake", "grad_d", "grad_g")
-"""What one step reports, in order: both losses, the mean D(x) and D(G(z)) as probabilities, and
-the norm of each network's gradient (NaN for G on steps that update D only)."""
-
-
-class NonFiniteLossError(GanHelpersError, FloatingPointError):
-    """A loss or gradient norm became NaN, infinite or huge (`training.DIVERGED`): training
-    stopped rather than produce black grids, keeping the last good checkpoint."""
-
-
-class History(dict):
-    """Per-step training statistics (`STATS` keys, lists of floats), with how training ended.
-
-    Callbacks may add keys (the evaluation callback adds `"eval"`, a list of dicts)."""
-
-    stop_reason: str | None = None
-    samples: torch.Tensor | None = None
-    """The generator's images for the fixed noise batch when training ended."""
-    checkpoint_step: int | None = None
-    """The step of the run folder's checkpoint when training ended (None: none written)."""
-    final_grid: Path | None = None
-    """`final.png`, when training ended well enough to write it."""
-    G_ema: nn.Module | None = None
-    """The moving average of the generator's weights (`fit(ema=...)`), in eval mode; None
-    without one. `samples` and `final.png` come from it."""
-
-    def to_json(self) -> str:
-        """The history as JSON, with `stop_reason`; NaN (G's gradient on critic-only steps) is
-        written as null, since JSON has no NaN."""
-        def finite(v: Any) -> Any:
-            return None if isinstance(v, float) and not math.isfinite(v) else v
-
-        body = {k: [finite(x) if isinstance(x, float) else x for x in v]
-                for k, v in self.items()}
-        return json.dumps({"stop_reason": self.stop_reason, **body}, allow_nan=False)
-
-
-@dataclass
-class TrainState:
-    """Everything the loop knows. Callbacks read it; they may call `request_stop`, add keys to
-    `history`, and change the models (e.g. instance noise), but not the step counters."""
-
-    G: nn.Module
-    D: nn.Module
-    opt_g: torch.optim.Optimizer
-    opt_d: torch.optim.Optimizer
-    objective: Any
-    loader: Any
-    device: torch.device
-    fixed_noise: torch.Tensor
-    total_steps: int
-    steps_per_epoch: int
-    record: dict[str, Any]
-    """What built this run (dataset, networks, objective, settings): saved with every checkpoint,
-    and compared with the checkpoint's on resume."""
-    run_dir: Path | None = None
-    fixed_labels: torch.Tensor | None = None
-    """A conditional GAN's labels for the fixed noise: one class per row of 8 in the grids."""
-    schedulers: list = field(default_factory=list)
-    G_ema: nn.Module | None = None
-    """The moving average of G's weights (`fit(ema=...)`: set by `AverageGenerator` before the
-    first step), in eval mode; None without one."""
-    callbacks: list[Callback] = field(default_factory=list)
-    history: History = field(default_factory=History)
-    step: int = 0
-    """Steps done so far (in all, across resumes)."""
-    start_step: int = 0
-    """The step this call of `fit` started from (a resumed run's checkpoint step, else 0)."""
-    replacing: bool = False
-    """True while the run folder still holds the run this one replaces (`fit(overwrite=True)`):
-    nothing of it is deleted until this run writes its first file (`claim_folder`)."""
-    epoch: int = 0
-    """The current epoch, from 0; in `on_epoch_end`, the epoch that just ended."""
-    in_step: bool = False
-    """True while a step runs: an exception then leaves D updated and G not (see Checkpointer)."""
-    images_per_sec: float = 0.0
-    sync_stats: Callable[[], None] = lambda: None
-    """Reads the statistics still on the device into `history` (`fit` sets it)."""
-    stop_reason: str | None = None
-    error: BaseException | None = None
-    _stop: threading.Event = field(default_factory=threading.Event)
-
-    @property
-    def epochs(self) -> int:
-        return math.ceil(self.total_steps / self.steps_per_epoch)
-
-    @property
-    def latent_dim(self) -> int:
-        return self.fixed_noise.shape[1]
-
-    @property
-    def num_classes(self) -> int | None:
-        """A conditional generator's number of classes; None for an unconditional one."""
-        return getattr(self.G, "num_classes", None)
-
-    @property
-    def sampling_G(self) -> nn.Module:
-        """The generator that samples, grids and scores come from: the moving average of G's
-        weights when the run keeps one (`fit(ema=...)`), else G itself."""
-        return self.G_ema if self.G_ema is not None else self.G
-
-    def updates_g(self, step: int) -> bool:
-        """Whether step number `step` (counting from 1) updates G: every step, or only every
-        `n_critic`-th with an objective that trains its critic more often (WGAN-GP)."""
-        return step % getattr(self.objective, "n_critic", 1) == 0
-
-    @property
-    def files(self) -> RunFiles | None:
-        return RunFiles(self.run_dir) if self.run_dir is not None else None
-
-    def request_stop(self, reason: str = "stopped") -> None:
-        """Ask the loop to stop cleanly after the current step."""
-        if self.stop_reason is None:
-            self.stop_reason = reason
-        self._stop.set()
-
-    @property
-    def stop_requested(self) -> bool:
-        return self._stop.is_set()
-
-    def samples(self) -> torch.Tensor:
-        """The generator's images for the fixed noise batch (in eval mode), on the CPU: those of
-        the moving average of its weights when the run keeps one (`sampling_G`)."""
-        return generate(self.sampling_G, self.fixed_noise, self.fixed_labels)
-
-    def claim_folder(self) -> None:
-        """Before this run writes its first file into a run folder that holds the run it replaces
-        (`fit(overwrite=True)`): write this run's checkpoint over the old one (atomically: if that
-        fails, the old run is still whole), then delete the rest of the old run (its grids,
-        history, metrics, plots, best checkpoint). Does nothing otherwise."""
-        if not self.replacing or self.files is None:
-            return
-        save_checkpoint(self.checkpoint(), self.files.checkpoint)
-        self.history.checkpoint_step = self.step
-        self.files.clear(keep_checkpoint=True)
-        self.replacing = False
-
-    @property
-    def trained_now(self) -> bool:
-        """Whether this call of `fit` has done any step (a finished run resumed does none)."""
-        return self.step > self.start_step
-
-    def checkpoint(self) -> dict[str, Any]:
-        """What a checkpoint holds: what built the run, and all it needs to resume exactly
-        (`total_steps`, the length the run was asked for, tells a finished run from a stopped
-        one: `step < total_steps` was stopped early)."""
-        self.sync_stats()
-        return {
-            "format": CHECKPOINT_FORMAT,
-            "run": self.record,
-            "total_steps": self.total_steps,
-            "G": self.G.state_dict(),
-            "D": self.D.state_dict(),
-            "opt_g": self.opt_g.state_dict(),
-            "opt_d": self.opt_d.state_dict(),
-            "schedulers": [s.state_dict() for s in self.schedulers],
-            "callbacks": {cb.state_key: saved for cb in self.callbacks
-                          if (saved := cb.state_dict())},
-            "step": self.step,
-            "history": {k: list(self.history[k]) for k in STATS},
-            "fixed_noise": self.fixed_noise.cpu(),
-            "fixed_labels": None if self.fixed_labels is None else self.fixed_labels.cpu(),
-            "rng": rng_state(),
-        }
+from .run_folder import RunWriteError, write_atomic
+from .state import TrainState
 
 
 class Callback:
@@ -285,52 +115,14 @@ class ProgressBar(Callback):
 
 
 class GridSaver(Callback):
-    """Saves the fixed noise batch's samples as `grids/epoch_NNN.png` after every epoch."""
+    """Saves the fixed noise batch's samples as `grids/epoch_NNN.png` after every epoch, and as
+    `final.png` when training ends with its last step checkpointed (a NaN loss or an
+    interrupted step leaves none)."""
 
     def on_epoch_end(self, state: TrainState) -> None:
         if state.files is not None:
-            state.claim_folder()
-            path = state.files.grid(state.epoch + 1)
-            try:
-                save_grid(state.samples(), path, scale=2)
-            except OSError as err:
-                raise RunWriteError(f"Could not write the grid {path}: "
-                                    f"{err.strerror or err}") from err
-
-
-class Checkpointer(Callback):
-    """Writes `checkpoint.pt` after every epoch and when training ends, and `history.json` and
-    `final.png` (the fixed noise batch's samples) when it ends.
-
-    The checkpoint on disk is always of a whole, healthy step: after a NaN, infinite or diverged
-    loss, or an exception in the middle of a step (D updated, G not), the last good checkpoint is
-    kept instead of being overwritten, and the stop reason says which step it holds.
-    `history.checkpoint_step` says it too.
-
-    When training ends, each file is tried even if another fails (a full disk, a file size
-    limit: `history.json` is small and usually still fits), and the first failure is raised.
-    A call of `fit` that did no step (a finished run resumed, an interrupt before the first
-    step) writes nothing, and one replacing a run (`fit(overwrite=True)`) that wrote nothing yet
-    leaves the old run as it was.
-    """
-
-    def __init__(self) -> None:
-        self.keep_last = False
-
-    def _save(self, state: TrainState) -> None:
-        if state.files is None:
-            return
-        if state.replacing:
-            state.claim_folder()  # writes this checkpoint, then clears the old run
-            return
-        save_checkpoint(state.checkpoint(), state.files.checkpoint)
-        state.history.checkpoint_step = state.step
-
-    def on_epoch_end(self, state: TrainState) -> None:
-        self._save(state)
-
-    def on_exception(self, state: TrainState, error: BaseException) -> None:
-        self.keep_last = state.in_step or isinstance(error, NonFiniteLossError)
+            checkpoints.claim_folder(state)  # a run replacing another: its first file
+            self._save(state, state.files.grid(state.epoch + 1))
 
     def on_fit_end(self, state: TrainState) -> None:
         files = state.files
@@ -340,40 +132,71 @@ class Checkpointer(Callback):
             if files.final.exists() and not state.replacing:
                 state.history.final_grid = files.final
             return
-        if self.keep_last:
+        if not state.replacing and state.history.checkpoint_step == state.step:
+            state.history.final_grid = self._save(state, files.final, "final grid")
+
+    @staticmethod
+    def _save(state: TrainState, path, what: str = "grid"):
+        try:
+            return save_grid(state.samples(), path, scale=2)
+        except OSError as err:
+            raise RunWriteError(f"Could not write the {what} {path}: "
+                                f"{err.strerror or err}") from err
+
+
+class Checkpointer(Callback):
+    """Writes `checkpoint.pt` (`checkpoints.write`) after every epoch and when training ends.
+
+    The checkpoint on disk is always of a whole, healthy step: after a NaN, infinite or diverged
+    loss, or an exception in the middle of a step (D updated, G not: `TrainState.whole`), the
+    last good checkpoint is kept instead of being overwritten, and the stop reason says which
+    step it holds (so does `history.checkpoint_step`). A call of `fit` that did no step (a
+    finished run resumed, an interrupt before the first step) writes nothing, and one
+    replacing a run (`fit(overwrite=True)`) that wrote nothing yet leaves the old run as it was.
+    """
+
+    def on_epoch_end(self, state: TrainState) -> None:
+        if state.files is not None:
+            checkpoints.write(state)
+
+    def on_fit_end(self, state: TrainState) -> None:
+        if state.files is None or not state.trained_now:
+            return
+        if not state.whole:
             step = state.history.checkpoint_step
             kept = (f"the checkpoint of step {step} was kept" if step is not None
                     else "no checkpoint was written")
             state.stop_reason = f"{state.stop_reason} ({kept})"
-        if state.replacing and self.keep_last:  # nothing of this run was written: keep the old
-            state.stop_reason += f"; {files.root} still holds the run it was to replace"
+            if state.replacing:  # nothing of this run was written: keep the old one
+                state.stop_reason += f"; {state.files.root} still holds the run it was to replace"
+        elif state.replacing or state.history.checkpoint_step != state.step:
+            checkpoints.write(state)  # (after a whole epoch, it is saved already)
+
+
+class HistoryWriter(Callback):
+    """Writes the run's history when training ends: `history.json` (every step's statistics,
+    any evaluations, and the stop reason), then its loss curves, `losses.png`.
+
+    It runs last, so the history says how everything ended (a checkpoint that could not be
+    written included). Nothing is written by a call of `fit` that did no step, or by a run
+    replacing another that wrote nothing yet. A plot that cannot be drawn is one line of
+    warning: it never hides what ended training.
+    """
+
+    def on_fit_end(self, state: TrainState) -> None:
+        files = state.files
+        if files is None or not state.trained_now or state.replacing:
             return
-        failed: BaseException | None = None
-        if not self.keep_last:
-            try:
-                if state.replacing or state.history.checkpoint_step != state.step:
-                    self._save(state)  # (after a whole epoch, it is saved already)
-            except Exception as err:  # noqa: BLE001 - raised below, after history.json
-                failed = err
-            if failed is None:
-                try:
-                    state.history.final_grid = save_grid(state.samples(), files.final, scale=2)
-                except OSError as err:
-                    failed = RunWriteError(f"Could not write the final grid {files.final}: "
-                                           f"{err.strerror or err}")
-        if state.replacing:  # the first checkpoint could not be written: the old run stays
-            if failed is not None:
-                raise failed
-            return
-        if failed is not None and state.error is None:
-            state.stop_reason = f"error: {type(failed).__name__}: {failed}"
         state.history.stop_reason = state.stop_reason
+        write_atomic(files.history, state.history.to_json(), "history")
         try:
-            write_atomic(files.history, state.history.to_json(), "history")
-        except RunWriteError as err:
-            failed = failed or err
-        if failed is not None:
-            raise failed
+            from . import viz  # matplotlib, only now: the loop itself runs headless
+
+            viz.save_history_plot({k: v for k, v in state.history.items() if k != "eval"},
+                                  files.losses)
+        except Exception as err:  # noqa: BLE001 - a plot never hides the run's own outcome
+            print(f"warning: {files.losses} not written: {type(err).__name__}: {err}",
+                  file=sys.stderr)
 
 
 class AnnealNoise(Callback):
@@ -407,7 +230,8 @@ class AverageGenerator(Callback):
     The averaged generator is a separate copy of G in eval mode, `state.G_ema` (built in
     `on_fit_start` from G as it is then); its buffers (BatchNorm's running statistics) are
     copied from G, not averaged. Its weights and its count of updates are kept in the checkpoint
-    (under `checkpoints.AVERAGE_KEY`), so a resumed run continues the average exactly.
+    (under its `state_key`, which the checkpoint names as its `average`), so a resumed run
+    continues the average exactly.
 
     Use `fit(ema=decay)`, which adds it before every other callback and records the decay with
     the run; samples, grids, `EvaluateEvery`'s scores, `best.pt` and the command line's
@@ -422,10 +246,6 @@ class AverageGenerator(Callback):
         self.updates = 0
         self.G_ema: nn.Module | None = None
         self._saved: dict[str, Any] | None = None  # a resumed run's average, until on_fit_start
-
-    @property
-    def state_key(self) -> str:
-        return AVERAGE_KEY
 
     def on_fit_start(self, state: TrainState) -> None:
         self.G_ema = copy.deepcopy(state.G).eval().requires_grad_(False)

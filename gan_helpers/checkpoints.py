@@ -1,42 +1,36 @@
-"""Checkpoints: written atomically, read safely (`weights_only=True`), with clear errors; the
-names of a run folder's files; and what a checkpoint records about the run that made it.
+"""The checkpoint, in one place: what goes in (`build`), how it is written (`save_checkpoint`:
+atomically) and read (`load_checkpoint`: safely, with `weights_only=True`, its bytes checked),
+how a run resumes from it (`resume_source`, `restore`: only the same run), and how a trained
+generator is rebuilt from it (`load_generator`, the moving average of its weights included).
 
-A training checkpoint (`training.TrainState.checkpoint`) holds a `run` record: the dataset, each
-network's class and constructor arguments (`models.describe`), the objective and the settings.
-`check_same_run` refuses to continue or reload a run under another record, and `load_generator`
-rebuilds a run's generator from it, with nothing guessed (the moving average of its weights, when
-the run kept one: `fit(ema=...)`).
+A training checkpoint holds a `run` record: the dataset, each network's class and constructor
+arguments (`models.describe`), the objective and the settings. `check_same_run` refuses to
+continue or reload a run under another record, and `load_generator` rebuilds a run's generator
+from it, with nothing guessed.
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
 import os
 import pickle
 import random
-import signal
-import threading
 import zipfile
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from . import checks, models
+from . import checks, interrupts, models
 from .errors import GanHelpersError
-from .run_folder import RunFiles, replace_atomically
+from .run_folder import RunExistsError, RunFiles, replace_atomically
+from .state import TrainState
+from .stats import STATS
 
 CHECKPOINT_FORMAT = "gan-helpers-checkpoint/2"
 """Training checkpoints of this version: they carry a `run` record (format 1 did not)."""
-
-
-AVERAGE_KEY = "AverageGenerator"
-"""Where a training checkpoint of a run with a moving average of G's weights (`fit(ema=...)`)
-keeps it: `checkpoint["callbacks"][AVERAGE_KEY]`, with its `weights`, `updates` and `decay`."""
 
 
 class CheckpointError(GanHelpersError, RuntimeError):
@@ -51,56 +45,73 @@ class CheckpointWriteError(CheckpointError, OSError):
     """A checkpoint could not be written (a full disk, a folder that went away)."""
 
 
-def checksum(state: Any) -> str:
-    """A SHA-256 digest of everything in `state` (tensors by their bytes, other values by their
-    `repr`), in a fixed order: saved inside the checkpoint, so damaged bytes are found on load."""
-    digest = hashlib.sha256()
-
-    def feed(value: Any) -> None:
-        if isinstance(value, torch.Tensor):
-            t = value.detach().cpu().contiguous()
-            digest.update(f"T{t.dtype}{tuple(t.shape)}".encode())
-            digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
-        elif isinstance(value, dict):
-            digest.update(f"D{len(value)}".encode())
-            for key in sorted(value, key=repr):
-                digest.update(repr(key).encode())
-                feed(value[key])
-        elif isinstance(value, (list, tuple)):
-            digest.update(f"L{len(value)}".encode())
-            for item in value:
-                feed(item)
-        else:
-            digest.update(repr(value).encode())
-
-    feed(state)
-    return digest.hexdigest()
+# ----------------------------------------------------------------------------- what goes in
 
 
-@contextmanager
-def _signals_held() -> Iterator[None]:
-    """Ctrl-C and SIGTERM wait until the block is done (in the main thread, where Python runs
-    signal handlers): they are noted meanwhile and raised again afterwards, so an interruption
-    never falls between writing a checkpoint and putting it in place."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
+def build(state: TrainState) -> dict[str, Any]:
+    """What a training checkpoint holds: what built the run, and all it needs to resume exactly
+    (`total_steps`, the length the run was asked for, tells a finished run from a stopped one:
+    `step < total_steps` was stopped early). Each callback's state is kept under its
+    `state_key`; `average` names the one that keeps the moving average of G's weights (None:
+    no average)."""
+    if state.stats is not None:
+        state.stats.flush(state.step)  # a checkpoint taken mid-epoch holds every step's stats
+    return {
+        "format": CHECKPOINT_FORMAT,
+        "run": state.record,
+        "total_steps": state.total_steps,
+        "G": state.G.state_dict(),
+        "D": state.D.state_dict(),
+        "opt_g": state.opt_g.state_dict(),
+        "opt_d": state.opt_d.state_dict(),
+        "schedulers": [s.state_dict() for s in state.schedulers],
+        "callbacks": {cb.state_key: saved for cb in state.callbacks
+                      if (saved := cb.state_dict())},
+        "average": next((cb.state_key for cb in state.callbacks if state.G_ema is not None
+                         and getattr(cb, "G_ema", None) is state.G_ema), None),
+        "step": state.step,
+        "history": {k: list(state.history[k]) for k in STATS},
+        "fixed_noise": state.fixed_noise.cpu(),
+        "fixed_labels": None if state.fixed_labels is None else state.fixed_labels.cpu(),
+        "rng": rng_state(),
+    }
+
+
+def write(state: TrainState, path: Path | None = None, **extra: Any) -> Path:
+    """Save `state`'s checkpoint (`build`, plus `extra` entries) to `path`, by default the run
+    folder's `checkpoint.pt` (then `history.checkpoint_step` says its step). A run replacing
+    another (`fit(overwrite=True)`) claims the folder first (`claim_folder`)."""
+    files = state.files
+    assert files is not None, "write() needs a run folder"
+    if state.replacing:
+        claim_folder(state)
+    save_checkpoint({**build(state), **extra}, path or files.checkpoint)
+    if path is None or path == files.checkpoint:
+        state.history.checkpoint_step = state.step
+    return path or files.checkpoint
+
+
+def claim_folder(state: TrainState) -> None:
+    """Before a run writes its first file into a run folder that holds the run it replaces
+    (`fit(overwrite=True)`): write this run's checkpoint over the old one (atomically: if that
+    fails, the old run is still whole), then delete the rest of the old run (its grids, history,
+    metrics, plots, best checkpoint). Does nothing otherwise."""
+    if not state.replacing or state.files is None:
         return
-    caught: list[int] = []
-    previous = {s: signal.signal(s, lambda signum, frame: caught.append(signum))
-                for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler if handler is not None else signal.SIG_DFL)
-        for s in caught:
-            signal.raise_signal(s)
+    save_checkpoint(build(state), state.files.checkpoint)
+    state.history.checkpoint_step = state.step
+    state.files.clear(keep_checkpoint=True)
+    state.replacing = False
+
+
+# ----------------------------------------------------------------------------- bytes on disk
 
 
 def save_checkpoint(state: dict[str, Any], path: str | os.PathLike[str]) -> Path:
-    """Save `state` to `path` atomically, with its `checksum`: serialised in memory, written to a
-    temporary file and flushed to disk, then renamed over `path`, with Ctrl-C and SIGTERM held
-    back meanwhile.
+    """Save `state` to `path` atomically: serialised in memory, written to a temporary file and
+    flushed to disk, then renamed over `path`, with Ctrl-C and SIGTERM held back meanwhile
+    (`interrupts.held`). The file is a zip archive whose records carry CRC-32 checksums of the
+    bytes written, which `load_checkpoint` checks.
 
     An interruption or a failure while saving leaves the previous checkpoint whole; a failure
     to write (a full disk, a file size limit, a read-only or forbidden folder, torch's own
@@ -109,9 +120,9 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike[str]) -> Path
     """
     path = Path(path)
     try:
-        with _signals_held():
+        with interrupts.held():
             buffer = io.BytesIO()  # serialised first: the disk's errors then come as OSErrors
-            torch.save({**state, "checksum": checksum(state)}, buffer)
+            torch.save(state, buffer)
             replace_atomically(path, buffer.getbuffer())
     except OSError as err:
         raise _not_written(path, err.strerror or str(err)) from err
@@ -141,7 +152,8 @@ def _not_written(path: Path, reason: str) -> CheckpointWriteError:
 def load_checkpoint(path: str | os.PathLike[str],
                     map_location: str | torch.device | None = "cpu") -> dict[str, Any]:
     """Load a checkpoint saved by `save_checkpoint`, with `weights_only=True` (no code in the
-    file can run), and check its checksum.
+    file can run), after checking the CRC-32 checksum of every record in it (`zipfile`), so
+    damaged bytes are found, not loaded.
 
     Raises `CheckpointError` naming the file if it is missing, truncated, damaged or not a
     checkpoint.
@@ -152,17 +164,19 @@ def load_checkpoint(path: str | os.PathLike[str],
     damaged = (f"Checkpoint {path} cannot be used: it is truncated, damaged or not a checkpoint "
                "of gan_helpers. Delete it and train again (or train into another run folder)")
     try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+        if bad is not None:
+            raise CheckpointError(f"{damaged} (the checksum of {bad} does not match its bytes).")
         state = torch.load(path, map_location=map_location, weights_only=True)
     except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError,
             zipfile.BadZipFile) as err:  # torch's own advice (weights_only=False) is not relayed
+        if isinstance(err, CheckpointError):
+            raise
         raise CheckpointError(f"{damaged} ({type(err).__name__}).") from None
     if not isinstance(state, dict):
         raise CheckpointError(f"{damaged} (no dict inside).")
-    saved = state.pop("checksum", None)
-    if saved is None and state.get("format") == CHECKPOINT_FORMAT:  # every one is written with it
-        raise CheckpointError(f"{damaged} (its checksum is missing).")
-    if saved is not None and saved != checksum(state):
-        raise CheckpointError(f"{damaged} (its checksum does not match its contents).")
+    state.pop("checksum", None)  # written by earlier versions; the records' CRCs check the bytes
     return state
 
 
@@ -201,6 +215,68 @@ def set_rng_state(state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
+
+
+# ----------------------------------------------------------------------------- resuming
+
+
+def resume_source(run_dir: str | os.PathLike[str] | None,
+                  resume: bool | str | os.PathLike[str] | None, overwrite: bool) -> Path | None:
+    """The checkpoint a run continues from, or None for a new run (see `fit`'s `resume`: None
+    continues a run the folder holds, True insists on one, False refuses one, a path names
+    one; `overwrite` starts anew)."""
+    if isinstance(resume, (str, os.PathLike)):
+        return Path(resume)
+    if run_dir is None:
+        return None
+    files = RunFiles(run_dir)
+    if resume is True:
+        return files.checkpoint  # load_checkpoint says so if there is none
+    if overwrite or not files.holds_run():
+        return None
+    if resume is None:
+        return files.checkpoint
+    raise RunExistsError(
+        f"{files.root} already holds a run ({files.checkpoint}): pass resume=True (or leave "
+        "resume out) to continue it, overwrite=True to replace it, or choose another run_dir.")
+
+
+RESUME_PARTS = ("G", "D", "opt_g", "opt_d", "schedulers", "callbacks", "step", "history",
+                "fixed_noise", "fixed_labels", "rng")
+"""What a checkpoint must hold to resume a run exactly."""
+
+
+def restore(state: TrainState, path: Path, automatic: bool = False) -> None:
+    """Continue the run saved at `path` exactly where it stopped, if it is the same run
+    (`automatic`: the caller did not ask, so one line says what happens)."""
+    ckpt = load_checkpoint(path)
+    run_record(ckpt, path)  # refuses old and foreign checkpoints
+    require(ckpt, RESUME_PARTS, path)
+    check_same_run(ckpt, state.record, path)
+    if automatic:
+        left = max(0, state.total_steps - ckpt["step"])
+        then = (f"training {left:,} more" if left else "it is finished: nothing left to train")
+        print(f"{path.parent} holds this run at step {ckpt['step']:,}: continuing it ({then}). "
+              "To start it again, pass overwrite=True.", flush=True)
+    load_module_state(state.G, ckpt["G"], "generator", path)
+    load_module_state(state.D, ckpt["D"], "discriminator", path)
+    state.opt_g.load_state_dict(ckpt["opt_g"])
+    state.opt_d.load_state_dict(ckpt["opt_d"])
+    for scheduler, saved in zip(state.schedulers, ckpt["schedulers"]):
+        scheduler.load_state_dict(saved)
+    for cb in state.callbacks:
+        if cb.state_key in ckpt["callbacks"]:
+            cb.load_state_dict(ckpt["callbacks"][cb.state_key])
+    state.step = ckpt["step"]
+    state.epoch = state.step // state.steps_per_epoch
+    state.total_steps = max(state.total_steps, state.step)
+    for key in STATS:
+        state.history[key] = list(ckpt["history"][key])
+    state.history.checkpoint_step = state.start_step = state.step
+    state.fixed_noise = ckpt["fixed_noise"].to(state.device)
+    if ckpt["fixed_labels"] is not None:
+        state.fixed_labels = ckpt["fixed_labels"].to(state.device)
+    set_rng_state(ckpt["rng"])
 
 
 # ----------------------------------------------------------------------------- the run record
@@ -288,9 +364,16 @@ def checkpoint_path(run: str | os.PathLike[str], best: bool | None = None) -> Pa
 
 def averaged_weights(checkpoint: dict[str, Any]) -> dict[str, Any] | None:
     """The moving average of the generator's weights kept in a training checkpoint (a run
-    trained with `fit(ema=...)`, or `train --ema`), as a state dict; None if it keeps none."""
-    saved = (checkpoint.get("callbacks") or {}).get(AVERAGE_KEY) or {}
-    return saved.get("weights")
+    trained with `fit(ema=...)`, or `train --ema`), as a state dict; None if it keeps none.
+
+    It is the state of the callback the checkpoint names under `average`; a checkpoint written
+    before that was recorded has at most one callback state with `weights`, the average's."""
+    saved = checkpoint.get("callbacks") or {}
+    if "average" in checkpoint:
+        key = checkpoint["average"]
+    else:
+        key = next((k for k, v in saved.items() if isinstance(v, dict) and "weights" in v), None)
+    return (saved.get(key) or {}).get("weights") if key is not None else None
 
 
 def load_generator(run: str | os.PathLike[str], *, best: bool | None = None,

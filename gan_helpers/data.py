@@ -51,6 +51,9 @@ class DatasetInfo:
         return self.torchvision_class.__name__
 
 
+DEFAULT_BATCH_SIZE = 128
+"""The batch size of the DCGAN paper, the loaders' default (the tuned recipe uses 64)."""
+
 DATASETS: dict[str, DatasetInfo] = {
     "mnist": DatasetInfo(
         "mnist", datasets.MNIST, "MNIST", tuple(str(d) for d in range(10))
@@ -517,7 +520,7 @@ class TensorLoader:
         self,
         images: torch.Tensor,
         labels: torch.Tensor,
-        batch_size: int = 128,
+        batch_size: int = DEFAULT_BATCH_SIZE,
         shuffle: bool = True,
         drop_last: bool = False,
         seed: int = 0,
@@ -581,7 +584,7 @@ class TensorLoader:
 def make_loader(
     name: str | None = None,
     train: bool = True,
-    batch_size: int = 128,
+    batch_size: int = DEFAULT_BATCH_SIZE,
     device: torch.device | str | None = None,
     seed: int = 0,
     limit: int | None = None,
@@ -623,7 +626,7 @@ def dataset_of(loader: object) -> str | None:
 def classic_loader(
     name: str | None = None,
     train: bool = True,
-    batch_size: int = 128,
+    batch_size: int = DEFAULT_BATCH_SIZE,
     num_workers: int = 0,
     image_size: int | None = None,
     root: str | os.PathLike[str] | None = None,

@@ -29,6 +29,11 @@ class DeviceUnavailableError(GanHelpersError, RuntimeError):
     """The device asked for does not exist on this machine."""
 
 
+class NonFiniteLossError(GanHelpersError, FloatingPointError):
+    """A loss or gradient norm became NaN, infinite or huge (`stats.DIVERGED`): training
+    stopped rather than produce black grids, keeping the last good checkpoint."""
+
+
 def brief_in_notebooks() -> None:
     """In IPython or Jupyter, show a `GanHelpersError` as one line, `error: message`, instead of a
     traceback (the cell still fails, so "Run all" stops there). Nothing happens elsewhere."""

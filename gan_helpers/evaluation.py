@@ -3,8 +3,9 @@
 `Evaluator` runs the evaluation classifier (`gan_helpers.classifier`: what it is, how it is trained
 and cached) on images or on a generator's samples, and turns its outputs into `Scores` against the
 real test split (`gan_helpers.metrics`: what FID, IS, coverage and confidence mean). The
-`EvaluateEvery` callback scores the generator during `fit`; the plots of the results are in `viz`
-(`plot_quality`, `plot_histograms`).
+`EvaluateEvery` callback scores the generator during `fit`, and `KeepBest`, `EarlyStopping` and
+`MetricsWriter` act on its scores (`quality_callbacks` gives all four); the plots of the results
+are in `viz` (`plot_quality`, `plot_histograms`).
 
     evaluator = Evaluator()                    # loads (or trains once) the classifier
     print(evaluator.table(evaluator.references()))
@@ -17,7 +18,9 @@ In smoke mode the number of generated (and reference) images per evaluation is c
 
 from __future__ import annotations
 
+import json
 import os
+import sys
 from collections.abc import Mapping
 from typing import Any
 
@@ -25,8 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import checks, config, data
-from .checkpoints import save_checkpoint
+from . import checkpoints, checks, config, data
+from .callbacks import Callback
 from .classifier import Classifier, load_classifier
 from .errors import UsageError, UsageTypeError
 from .metrics import (
@@ -40,8 +43,9 @@ from .metrics import (
     inception_score,
 )
 from .models import generate
+from .run_folder import write_atomic
+from .state import Stop, TrainState
 from .timing import Stopwatch
-from .training import Callback, TrainState
 
 SMOKE_SAMPLES = 256
 """The most images an evaluation generates (and `references` scores) in smoke mode."""
@@ -208,26 +212,22 @@ class EvaluateEvery(Callback):
     continues both.
 
     - `every_steps=N`: score every N steps instead (to see what happens within an epoch);
-    - `patience=K`: stop early when the FID has not improved for K evaluations in a row;
-    - `keep_best=True`: with a run folder, save the best checkpoint by FID as `best.pt` (its
-      `best` entry says the FID, epoch and step; with a moving average, it holds the average
-      that scored it);
     - `raw=True`: in a run with a moving average, also score G's own weights on the same noise;
       each record then has them under `"raw"` (`raw_records(records)` lists them as records).
+
+    `KeepBest`, `EarlyStopping` and `MetricsWriter` act on its records (`quality_callbacks`
+    gives all four, as the command line's `--eval-every` uses them).
     """
 
     def __init__(self, evaluator: Evaluator | None = None, every: int = 1, n: int = N_SAMPLES,
-                 patience: int | None = None, keep_best: bool = False, verbose: bool = True,
-                 every_steps: int | None = None, raw: bool = False) -> None:
+                 verbose: bool = True, every_steps: int | None = None, raw: bool = False) -> None:
         every = checks.positive_int("every", every)
         every_steps = checks.optional(checks.positive_int, "every_steps", every_steps)
-        patience = checks.optional(checks.positive_int, "patience", patience)
         if evaluator is not None and not hasattr(evaluator, "score_generator"):
             raise UsageTypeError(f"evaluator must be an Evaluator (or None: one is made for the "
                                  f"loader's dataset), got a {type(evaluator).__name__}.")
         self.evaluator, self.every, self.n = evaluator, every, sample_count(n)
-        self.patience, self.keep_best, self.verbose = patience, keep_best, verbose
-        self.every_steps, self.raw = every_steps, raw
+        self.verbose, self.every_steps, self.raw = verbose, every_steps, raw
         self.records: list[dict[str, Any]] = []
         self.clock = Stopwatch()
         self._resumed_seconds = 0.0
@@ -260,35 +260,132 @@ class EvaluateEvery(Callback):
     @property
     def best(self) -> dict[str, Any] | None:
         """The evaluation with the lowest FID so far (None before the first)."""
-        return min(self.records, key=lambda e: e["fid"], default=None)
+        return best_record(self.records)
 
     def evaluate(self, state: TrainState) -> dict[str, Any]:
         """Score the generator now and add the result to `records`."""
         with self.clock.paused():  # evaluating is not training: the clock stops meanwhile
-            return self._evaluate(state, self.clock.elapsed())
-
-    def _evaluate(self, state: TrainState, seconds: float) -> dict[str, Any]:
-        scores = self.evaluator.score_generator(state.sampling_G, n=self.n)
-        entry = {"epoch": state.step // state.steps_per_epoch, "step": state.step,
-                 "seconds": seconds, **scores.as_dict()}
-        if self.raw and state.G_ema is not None:
-            entry["raw"] = self.evaluator.score_generator(state.G, n=self.n).as_dict()
-        previous_best = self.best
+            seconds = self.clock.elapsed()
+            scores = self.evaluator.score_generator(state.sampling_G, n=self.n)
+            entry = {"epoch": state.step // state.steps_per_epoch, "step": state.step,
+                     "seconds": seconds, **scores.as_dict()}
+            if self.raw and state.G_ema is not None:
+                entry["raw"] = self.evaluator.score_generator(state.G, n=self.n).as_dict()
         self.records.append(entry)
         if self.verbose:
             print(f"epoch {entry['epoch']}, step {entry['step']} · {seconds:.0f} s of training · "
                   f"{scores}", flush=True)
-        improved = previous_best is None or scores.fid < previous_best["fid"]
-        if improved and self.keep_best and state.files is not None:
-            ckpt = state.checkpoint()
-            ckpt["best"] = {"fid": scores.fid, "epoch": entry["epoch"], "step": state.step}
-            save_checkpoint(ckpt, state.files.best)
-        best = self.best
-        since_best = len(self.records) - 1 - self.records.index(best)
-        if self.patience is not None and since_best >= self.patience:
-            state.request_stop(f"early stop: the FID has not improved for {self.patience} "
-                               f"evaluations (best {best['fid']:.2f} at epoch {best['epoch']})")
         return entry
+
+
+def best_record(records: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The evaluation with the lowest FID (the first of equals); None if there is none."""
+    return min(records, key=lambda e: e["fid"], default=None)
+
+
+class _OnNewRecord(Callback):
+    """A callback that acts once on each new evaluation in `history["eval"]` (put it after the
+    `EvaluateEvery` that makes them: it sees each record in the same hook)."""
+
+    seen = 0
+
+    def on_fit_start(self, state: TrainState) -> None:
+        self.seen = len(state.history.get("eval", ()))  # a resumed run's earlier records
+
+    def _check(self, state: TrainState) -> None:
+        records = state.history.get("eval", [])
+        if len(records) > self.seen:
+            self.seen = len(records)
+            self.on_record(state, records)
+
+    on_step_end = on_epoch_end = _check
+
+    def on_record(self, state: TrainState, records: list[dict[str, Any]]) -> None:
+        """Called with all the records when a new one (the last) has been added."""
+
+
+class KeepBest(_OnNewRecord):
+    """With a run folder, saves the checkpoint whose evaluation has the lowest FID so far as
+    `best.pt` (its `best` entry says the FID, epoch and step; with a moving average, it holds
+    the average that scored it)."""
+
+    def on_record(self, state: TrainState, records: list[dict[str, Any]]) -> None:
+        entry = records[-1]
+        if state.files is not None and best_record(records) is entry:
+            checkpoints.write(state, state.files.best,
+                              best={"fid": entry["fid"], "epoch": entry["epoch"],
+                                    "step": entry["step"]})
+
+
+class EarlyStopping(_OnNewRecord):
+    """Stops training (`Stop.EARLY_STOPPED`) when the FID has not improved for `patience`
+    evaluations in a row."""
+
+    def __init__(self, patience: int) -> None:
+        self.patience = checks.positive_int("patience", patience)
+
+    def on_record(self, state: TrainState, records: list[dict[str, Any]]) -> None:
+        best = best_record(records)
+        if len(records) - 1 - records.index(best) >= self.patience:
+            state.request_stop(f"early stop: the FID has not improved for {self.patience} "
+                               f"evaluations (best {best['fid']:.2f} at epoch {best['epoch']})",
+                               Stop.EARLY_STOPPED)
+
+
+class MetricsWriter(Callback):
+    """With a run folder, writes the evaluations of `evaluating` when training ends:
+    `metrics.json` (the dataset, the sample count, the decay of the moving average scored or
+    null, the classifier's test accuracy, the real and noise references, the best evaluation
+    and all of them; written atomically) and `quality.png`, and prints the best FID.
+
+    After a run that ended well, a `metrics.json` that cannot be written is an error; after a
+    failed one it is a warning, as a plot that cannot be drawn always is: neither hides what
+    ended training."""
+
+    def __init__(self, evaluating: EvaluateEvery) -> None:
+        self.evaluating = evaluating
+
+    def on_fit_end(self, state: TrainState) -> None:
+        files, records = state.files, self.evaluating.records
+        if files is None or not records or not state.trained_now or state.replacing:
+            return
+        evaluator, n = self.evaluating.evaluator, self.evaluating.n
+        try:
+            references = evaluator.references(n=n)
+            best = best_record(records)
+            write_atomic(files.metrics, json.dumps({
+                "dataset": evaluator.dataset, "samples": n, "ema": state.record["settings"].get(
+                    "ema"), "classifier_test_accuracy": evaluator.classifier.test_accuracy,
+                "references": {k: v.as_dict() for k, v in references.items()},
+                "best": best, "eval": records}, indent=1), "metrics")
+        except Exception as err:
+            if state.error is None:
+                raise
+            _warn(files.metrics, err)
+            return
+        try:
+            from . import viz  # matplotlib, only now
+
+            viz.save_quality_plot(records, files.quality, references)
+        except Exception as err:  # noqa: BLE001 - a plot never hides the run's own outcome
+            _warn(files.quality, err)
+        print(f"Best classifier FID {best['fid']:.2f} at epoch {best['epoch']} "
+              f"(real images: {references['real (training split)'].fid:.2f}, noise: "
+              f"{references['noise (uniform)'].fid:.2f}) -> {files.best}")
+
+
+def _warn(path: Any, err: BaseException) -> None:
+    print(f"warning: {path} not written: {type(err).__name__}: {err}", file=sys.stderr)
+
+
+def quality_callbacks(evaluator: Evaluator | None = None, *, every: int = 1,
+                      n: int = N_SAMPLES, patience: int | None = None) -> list[Callback]:
+    """Scoring during training with everything around it, as `train --eval-every` runs it:
+    `EvaluateEvery`, `KeepBest` (`best.pt`), `EarlyStopping` when `patience` is given, and
+    `MetricsWriter` (`metrics.json`, `quality.png`)."""
+    evaluating = EvaluateEvery(evaluator, every=every, n=n)
+    stopping = [EarlyStopping(patience)] if patience is not None else []
+    return [evaluating, KeepBest(), *stopping, MetricsWriter(evaluating)]
 
 
 def raw_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:

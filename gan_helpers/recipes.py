@@ -19,16 +19,19 @@ import torch
 from torch import nn
 
 from . import config
+from .callbacks import AnnealNoise, Callback
 from .config import seed_everything
-from .models import CONDITIONAL, InstanceNoise, build_gan
+from .data import DEFAULT_BATCH_SIZE
+from .models import CONDITIONAL, MODELS, InstanceNoise, build_gan
 from .objectives import BCEObjective, Objective, make_objective
 from .run_folder import RunFiles
-from .training import AnnealNoise, Callback, adam, fit
+from .training import FitOptions, adam, fit
 
 
 @dataclass
 class Parts:
-    """What `Recipe.build` returns: the pieces `fit` takes."""
+    """What `Recipe.build` returns: the pieces `fit` takes, and the size of the images the
+    networks make and judge (the loader must serve that size)."""
 
     G: nn.Module
     D: nn.Module
@@ -36,6 +39,7 @@ class Parts:
     opt_g: torch.optim.Optimizer
     opt_d: torch.optim.Optimizer
     callbacks: list[Callback] = field(default_factory=list)
+    image_size: int = 28
 
 
 @dataclass
@@ -109,8 +113,12 @@ class Recipe:
                 "d_kwargs": d_kwargs, "spectral_norm": self.spectral_norm,
                 "instance_noise": self.instance_noise, "latent_dim": self.latent_dim}
 
-    def build(self, device: torch.device | str = "cpu", num_classes: int = 10) -> Parts:
-        """Fresh networks (seed the global RNG first for a repeatable start) and optimizers."""
+    def build(self, device: torch.device | str = "cpu", num_classes: int = 10,
+              seed: int | None = None) -> Parts:
+        """Fresh networks and optimizers; with `seed`, the global random number generators are
+        seeded first, so the networks' initial weights repeat."""
+        if seed is not None:
+            seed_everything(seed)
         s = self.settings()
         G, D, _ = build_gan(self.model, self.latent_dim, s.get("g_kwargs"), s["d_kwargs"],
                             num_classes=num_classes, spectral_norm=self.spectral_norm)
@@ -120,7 +128,7 @@ class Recipe:
             callbacks.append(AnnealNoise(D))
         G, D = G.to(device), D.to(device)
         return Parts(G, D, self.objective(), adam(G, s["lr_g"], s["betas"]),
-                     adam(D, s["lr_d"], s["betas"]), callbacks)
+                     adam(D, s["lr_d"], s["betas"]), callbacks, MODELS[self.base_model][2])
 
 
 TUNED = Recipe(width=32, lr_g=4e-4, lr_d=4e-4)
@@ -141,7 +149,8 @@ class Preset(NamedTuple):
     amp: str | None = None
 
 
-PRESETS = {"paper": Preset(Recipe(), 128), "tuned": Preset(TUNED, TUNED_BATCH_SIZE, "auto")}
+PRESETS = {"paper": Preset(Recipe(), DEFAULT_BATCH_SIZE),
+           "tuned": Preset(TUNED, TUNED_BATCH_SIZE, "auto")}
 """The command line's `--recipe`: the DCGAN paper's (`Recipe`'s defaults) and `TUNED`, with
 bf16 autocast where it is native (`amp="auto"`)."""
 
@@ -183,8 +192,7 @@ def run_recipe(name: str, recipe: Recipe, loader: Any, steps: int, evaluator: An
         every_steps = config.smoke_cap(every_steps, SMOKE_EVERY)
 
     files = RunFiles(run_dir) if run_dir is not None else None
-    seed_everything(seed)
-    parts = recipe.build(device)
+    parts = recipe.build(device, seed=seed)
     callbacks = list(parts.callbacks) + list(extra_callbacks)
     if every_steps:
         callbacks.append(EvaluateEvery(evaluator, n=n, every_steps=every_steps, verbose=False))
@@ -193,6 +201,6 @@ def run_recipe(name: str, recipe: Recipe, loader: Any, steps: int, evaluator: An
                   opt_g=parts.opt_g, opt_d=parts.opt_d, device=device, run_dir=run_dir,
                   callbacks=callbacks, progress=progress, seed=seed, max_steps=steps,
                   resume=files is not None and files.checkpoint.exists(),
-                  settings=recipe.settings(), ema=recipe.ema)
+                  ema=recipe.ema, options=FitOptions(settings=recipe.settings()))
     G = history.G_ema if history.G_ema is not None else parts.G  # what it samples from
     return Result(name, recipe, G, history, evaluator.score_generator(G, n=n))

@@ -1,5 +1,5 @@
-"""A run folder: the names of its files, a check that it can be written, and a lock so that only
-one training run at a time writes into it."""
+"""A run folder: the names of its files, atomic writes into it, and a lock that also checks it
+can be written, so that only one training run at a time writes into it."""
 
 from __future__ import annotations
 
@@ -8,10 +8,7 @@ import shutil
 import socket
 from pathlib import Path
 
-try:
-    import fcntl
-except ImportError:  # Windows
-    fcntl = None
+import filelock
 
 from .errors import GanHelpersError
 
@@ -101,62 +98,60 @@ class RunFiles:
         return self.grids / f"epoch_{epoch:03d}.png"
 
 
-def prepare(root: str | os.PathLike[str]) -> RunFiles:
-    """Create the run folder `root` if needed and check a file can be written in it, before any
-    work is done; `RunFolderError` says what is wrong otherwise."""
-    files = RunFiles(root)
-    probe = files.root / f".write-test-{os.getpid()}"
-    try:
-        files.root.mkdir(parents=True, exist_ok=True)
-        probe.write_bytes(b"ok")
-        probe.unlink()
-    except OSError as err:
-        raise RunFolderError(
-            f"Cannot write into the run folder {files.root}: {err.strerror or err}. Choose a "
-            "folder you can write to (--out or run_dir).") from None
-    return files
-
-
 class RunLock:
-    """`with RunLock(folder):` holds an exclusive lock on `folder/.lock` (`fcntl.flock`) while a
-    run trains into it; the file names the holder (process id and host) for the message.
+    """`with RunLock(folder):` creates the run folder if needed, checks that it can be written
+    (`RunFolderError` says what is wrong otherwise) and holds an exclusive lock on
+    `folder/.lock` (`filelock`: flock on Unix, msvcrt on Windows) while a run trains into it;
+    the file names the holder (process id and host) for the message a second run gets.
 
     A second run into the same folder is refused with a `RunFolderError` naming the process that
     holds it. The operating system releases the lock when its process ends, however it ends, so
     a lock is never stale. One process may nest locks on one folder (the command line locks
-    before loading the data, `fit` again while training). Where file locks are not supported (no
-    `fcntl`, some network file systems), runs are not locked.
+    before loading the data, `fit` again while training). Where file locks are not supported
+    (some network file systems), runs are not locked.
     """
 
-    _held: dict[Path, list] = {}  # folder -> [depth, open lock file]
+    _held: dict[Path, list] = {}  # lock file -> [depth, FileLock or None]
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
-        self.path = RunFiles(root).lock
+        self.files = RunFiles(root)
+        self.path = self.files.lock
 
     def __enter__(self) -> RunLock:
+        try:
+            self.files.root.mkdir(parents=True, exist_ok=True)
+            holder = self.path.read_text().strip() if self.path.exists() else ""
+        except OSError as err:
+            raise self._unwritable(err) from None
         key = self.path.resolve()
         if key in RunLock._held:
             RunLock._held[key][0] += 1
             return self
-        f = open(self.path, "a+")  # kept open while the lock is held
+        lock: filelock.FileLock | None = filelock.FileLock(self.path, timeout=0)
         try:
-            if fcntl is not None:
-                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            f.seek(0)
-            holder = f.read().strip() or "another process"
-            f.close()
+            lock.acquire()  # read the holder first: filelock 3 empties the file on each try
+        except filelock.Timeout:
             raise RunFolderError(
-                f"{self.path.parent} is in use by another training run ({holder}). Wait for it to "
-                "end, or train into another folder.") from None
-        except OSError:  # no file locks on this file system: go on unlocked
-            pass
-        f.seek(0)
-        f.truncate()
-        f.write(f"process {os.getpid()} on {socket.gethostname()}\n")
-        f.flush()
-        RunLock._held[key] = [1, f]
+                f"{self.files.root} is in use by another training run "
+                f"({holder or 'another process'}). Wait for it to end, or train into another "
+                "folder.") from None
+        except NotImplementedError:  # no file locks on this file system: go on unlocked
+            lock = None
+        except OSError as err:
+            raise self._unwritable(err) from None
+        try:  # the holder's name, which also proves the folder can be written
+            self.path.write_text(f"process {os.getpid()} on {socket.gethostname()}\n")
+        except OSError as err:
+            if lock is not None:
+                lock.release()
+            raise self._unwritable(err) from None
+        RunLock._held[key] = [1, lock]
         return self
+
+    def _unwritable(self, err: OSError) -> RunFolderError:
+        return RunFolderError(
+            f"Cannot write into the run folder {self.files.root}: {err.strerror or err}. Choose "
+            "a folder you can write to (--out or run_dir).")
 
     def __exit__(self, *exc: object) -> None:
         key = self.path.resolve()
@@ -164,5 +159,9 @@ class RunLock:
         held[0] -= 1
         if held[0] == 0:
             del RunLock._held[key]
-            held[1].truncate(0)  # the file stays (removing it would race with a new holder)
-            held[1].close()  # closing releases the lock
+            try:
+                self.path.write_text("")  # the file stays (removing it would race a new holder)
+            except OSError:
+                pass
+            if held[1] is not None:
+                held[1].release()

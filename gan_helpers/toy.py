@@ -22,7 +22,8 @@ from torch import nn
 
 from . import config
 from .objectives import BCEObjective
-from .training import STATS, train_step
+from .stats import STATS
+from .training import train_step
 
 MEANS: tuple[float, float] = (-2.0, 2.0)
 """The two modes of p_data."""

@@ -13,14 +13,10 @@ neither matplotlib nor ipywidgets: the loop runs headless.
 from __future__ import annotations
 
 import functools
-import math
 import os
-import signal
-import threading
-import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -28,34 +24,24 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import checks
-from .callbacks import (  # noqa: F401 - re-exported: the loop's vocabulary
-    STATS,
-    AnnealNoise,
+from . import checkpoints, checks, interrupts
+from .callbacks import (
     AverageGenerator,
     Callback,
     Checkpointer,
     GridSaver,
-    History,
-    NonFiniteLossError,
+    HistoryWriter,
     ProgressBar,
-    TrainState,
 )
-from .checkpoints import (
-    CheckpointWriteError,
-    check_same_run,
-    load_checkpoint,
-    load_module_state,
-    require,
-    run_record,
-    set_rng_state,
-)
+from .checkpoints import CheckpointWriteError
 from .config import seed_everything
 from .data import dataset_of
-from .errors import UsageError
+from .errors import NonFiniteLossError, UsageError
 from .models import describe
 from .objectives import BCEObjective, Objective
-from .run_folder import RunExistsError, RunFiles, RunLock, RunWriteError, prepare
+from .run_folder import RunFiles, RunLock, RunWriteError
+from .state import History, Stop, TrainState
+from .stats import STATS, StepStats
 
 
 def grad_norm(module: nn.Module) -> torch.Tensor:
@@ -195,6 +181,25 @@ class SpeedOptions:
 # ----------------------------------------------------------------------------- the loop
 
 
+@dataclass(frozen=True)
+class FitOptions:
+    """`fit`'s rarer options, in one object:
+
+    - `lr_schedule="linear"` decays both learning rates to 0 over the run;
+    - `settings`: what else defines the run (batch size, a recipe...), recorded and compared;
+    - `speed`: optional speed-ups (`SpeedOptions`);
+    - `sync_every`: read the losses back from the device every N steps (default: every step on
+      the CPU, every 25 on a GPU);
+    - `step_fn`: the adversarial step (`train_step`'s signature), for the benchmarks' variants.
+    """
+
+    lr_schedule: str | None = None
+    settings: dict[str, Any] = field(default_factory=dict)
+    speed: SpeedOptions = field(default_factory=SpeedOptions)
+    sync_every: int | None = None
+    step_fn: Callable[..., torch.Tensor] = train_step
+
+
 def fit(
     G: nn.Module,
     D: nn.Module,
@@ -204,7 +209,6 @@ def fit(
     objective: Objective | None = None,
     opt_g: torch.optim.Optimizer | None = None,
     opt_d: torch.optim.Optimizer | None = None,
-    lr_schedule: str | None = None,
     device: torch.device | str | None = None,
     run_dir: str | os.PathLike[str] | None = None,
     resume: bool | str | os.PathLike[str] | None = None,
@@ -213,45 +217,40 @@ def fit(
     progress: bool = True,
     seed: int | None = 0,
     max_steps: int | None = None,
-    step_fn: Callable[..., torch.Tensor] = train_step,
-    settings: dict[str, Any] | None = None,
-    speed: SpeedOptions | None = None,
-    sync_every: int | None = None,
     ema: float | None = None,
+    options: FitOptions | None = None,
 ) -> History:
     """Train `G` against `D` for `epochs` epochs in all (resumed ones count); return the history.
 
     - `loader` yields `(images, labels)` with images in [-1, 1]: a `TensorLoader` (fast, exact
       resume) or any `DataLoader`. A conditional `G` (one with `num_classes`) gets the labels.
     - `objective`: the non-saturating BCE loss by default. `opt_g`, `opt_d`: `adam(G)`, `adam(D)`
-      by default. `lr_schedule="linear"` decays both learning rates to 0 over the run. With an
-      objective's `n_critic` > 1, G learns on every `n_critic`-th step only.
-    - `run_dir`: where grids, `checkpoint.pt` and `history.json` go (nothing is written without
-      one). A run folder that holds a run is never replaced without being asked: by default
-      (`resume=None`) it is continued exactly, so running a cell again picks up where the run
-      stopped (a finished run trains no further and its history comes back at once), and one
-      of another dataset, other networks, objective or `settings` is refused
+      by default. With an objective's `n_critic` > 1, G learns on every `n_critic`-th step only.
+    - `run_dir`: where grids, `checkpoint.pt`, `history.json` and `losses.png` go (nothing is
+      written without one). A run folder that holds a run is never replaced without being
+      asked: by default (`resume=None`) it is continued exactly, so running a cell again picks
+      up where the run stopped (a finished run trains no further and its history comes back at
+      once), and one of another dataset, other networks, objective or settings is refused
       (`RunMismatchError`, naming each difference). `resume=True` insists on continuing
       `run_dir/checkpoint.pt` (or the path given); `resume=False` insists on a new run and is
       refused (`RunExistsError`) where one is saved; `overwrite=True` replaces it, deleting
       nothing of the old run until the new one writes its first checkpoint.
-    - `settings`: what else defines the run (batch size, a recipe...), recorded and compared.
     - `max_steps` caps the number of steps (in total); `callbacks` are added to the defaults.
     - Ctrl-C, SIGTERM or `state.request_stop()` stop cleanly after the current step, with a
-      checkpoint; only one run at a time may train into a `run_dir`.
+      checkpoint; only one run at a time may train into a `run_dir`. `history.stop` says why
+      training ended (a `Stop`), `history.stop_reason` says it in words.
       A NaN, infinite or diverged loss raises `NonFiniteLossError`, keeping the last good
       checkpoint.
-    - `speed`: optional speed-ups (`SpeedOptions`); `sync_every` reads the losses back from the
-      device every N steps (default: every step on the CPU, every 25 on a GPU).
     - `ema`: keep a moving average of G's weights with this decay (e.g. 0.999; off by default;
       see `AverageGenerator`). The grids, the final samples, `EvaluateEvery`'s scores and
       `best.pt` then come from the average, which the checkpoint keeps (a resumed run continues
       it exactly) and `history.G_ema` returns; the decay is part of the run's settings.
+    - `options`: the rarer options (`FitOptions`: learning-rate schedule, recorded settings,
+      speed-ups, how often to read the losses back, another step function).
     """
+    options = options or FitOptions()
     checked = checks.fit_arguments(G, D, loader, epochs, max_steps=max_steps, seed=seed,
-                                   sync_every=sync_every)  # before any work, in words
-    epochs, max_steps, seed = checked["epochs"], checked["max_steps"], checked["seed"]
-    sync_every = checked["sync_every"]
+                                   sync_every=options.sync_every)  # before any work, in words
     if resume and overwrite:
         raise UsageError("resume continues the run in run_dir and overwrite=True replaces it: "
                          "pick one.")
@@ -259,64 +258,81 @@ def fit(
         raise UsageError("resume=True needs a run_dir (or pass the checkpoint's path as resume=).")
     averaging = AverageGenerator(ema) if ema is not None else None  # a bad decay: refused now
     device = torch.device(device) if device is not None else next(G.parameters()).device
-    speed = speed or SpeedOptions()
-    state = _start(G, D, loader, epochs, objective, opt_g, opt_d, lr_schedule, device, run_dir,
-                   seed, max_steps, settings, speed, ema)
-    state.callbacks = _with_defaults(callbacks, run_dir, progress, averaging)
     with RunLock(run_dir) if run_dir is not None else nullcontext():  # one run per folder
-        source = _resume_from(run_dir, resume, overwrite)
+        state = _new_state(G, D, loader, objective, opt_g, opt_d, device, run_dir,
+                           checked["seed"], checked["epochs"], checked["max_steps"], ema, options)
+        state.callbacks = _with_defaults(callbacks, run_dir, progress, averaging)
+        source = checkpoints.resume_source(run_dir, resume, overwrite)
         if source is not None:
-            _restore(state, source, automatic=resume is None)
+            checkpoints.restore(state, source, automatic=resume is None)
         state.replacing = overwrite and run_dir is not None and RunFiles(run_dir).holds_run()
-        step_G, step_D = speed.prepare(G, D, device)
-        stats = StepStats(state, sync_every or (1 if device.type == "cpu" else 25))
+        every = checked["sync_every"] or (1 if device.type == "cpu" else 25)
+        state.stats = StepStats(state.history, state.objective, state.steps_per_epoch, every)
+        return _train(state, options)
 
-        state.sync_stats = stats.flush  # a checkpoint taken mid-epoch holds every step's stats
-        with _DeferInterrupt(state) as interrupts:
-            try:
-                _call(state, "on_fit_start")  # an interrupt here ends at once: no step is lost
-                interrupts.defer = True
-                while not state.stop_requested and state.step < state.total_steps:
-                    state.epoch, start = divmod(state.step, state.steps_per_epoch)
-                    for real, labels in _batches(loader, state.epoch, start):
-                        real = speed.batch(real.to(device, non_blocking=True))
-                        z = torch.randn(real.shape[0], state.latent_dim, device=device)
-                        state.in_step = True
-                        with speed.autocast(device):
-                            stats.add(step_fn(step_G, step_D, state.opt_g, state.opt_d, real, z,
-                                              state.objective, **_step_options(state, labels)))
-                        for scheduler in state.schedulers:
-                            scheduler.step()
-                        state.step, state.in_step = state.step + 1, False
-                        stats.step_done(len(real))
-                        _call(state, "on_step_end")
-                        if state.stop_requested or state.step >= state.total_steps:
-                            break
-                    stats.flush()
-                    if state.step % state.steps_per_epoch == 0:
-                        _call(state, "on_epoch_end")
-            except (Exception, KeyboardInterrupt) as err:  # noqa: BLE001 - raised in _finish
-                _failed(state, err)
-            return _finish(state, stats)
+
+def _train(state: TrainState, options: FitOptions) -> History:
+    """The steps, from `state.step` to `state.total_steps`, with the callbacks' hooks; Ctrl-C
+    and SIGTERM ask for a stop after the current step (a second one interrupts at once)."""
+    speed, device, stats = options.speed, state.device, state.stats
+    step_G, step_D = speed.prepare(state.G, state.D, device)
+    steps_begun = False
+
+    def on_signal(signum: int) -> None:
+        stopping = state.stop_requested
+        state.request_stop(interrupts.SIGNALS[signum], _SIGNAL_STOPS[signum])
+        if stopping or not steps_begun:  # no step to finish (before the first), or a second
+            raise KeyboardInterrupt
+
+    with interrupts.caught(on_signal):
+        try:
+            _call(state, "on_fit_start")  # an interrupt here ends at once: no step is lost
+            steps_begun = True
+            while not state.stop_requested and state.step < state.total_steps:
+                state.epoch, start = divmod(state.step, state.steps_per_epoch)
+                for real, labels in _batches(state.loader, state.epoch, start):
+                    real = speed.batch(real.to(device, non_blocking=True))
+                    z = torch.randn(real.shape[0], state.latent_dim, device=device)
+                    state.in_step = True
+                    with speed.autocast(device):
+                        stats.add(options.step_fn(step_G, step_D, state.opt_g, state.opt_d, real,
+                                                  z, state.objective,
+                                                  **_step_options(state, labels)))
+                    for scheduler in state.schedulers:
+                        scheduler.step()
+                    state.step, state.in_step = state.step + 1, False
+                    stats.step_done(state.step, len(real))
+                    state.images_per_sec = stats.images_per_sec
+                    _call(state, "on_step_end")
+                    if state.stop_requested or state.step >= state.total_steps:
+                        break
+                stats.flush(state.step)
+                if state.step % state.steps_per_epoch == 0:
+                    _call(state, "on_epoch_end")
+        except (Exception, KeyboardInterrupt) as err:  # noqa: BLE001 - raised in _finish
+            _failed(state, err)
+        return _finish(state)
+
+
+_SIGNAL_STOPS = {signum: Stop.INTERRUPTED if "interrupted" in text else Stop.TERMINATED
+                 for signum, text in interrupts.SIGNALS.items()}
 
 
 # ----------------------------------------------------------------------------- its pieces
 
 
-def _start(G: nn.Module, D: nn.Module, loader: Iterable, epochs: int,
-           objective: Objective | None, opt_g: torch.optim.Optimizer | None,
-           opt_d: torch.optim.Optimizer | None, lr_schedule: str | None, device: torch.device,
-           run_dir: str | os.PathLike[str] | None, seed: int | None, max_steps: int | None,
-           settings: dict[str, Any] | None, speed: SpeedOptions,
-           ema: float | None = None) -> TrainState:
-    """Set up a run: networks on the device in training mode, optimizers, the step budget, the
-    learning-rate schedule, the seeded fixed noise for the grids, and the run's record."""
-    if run_dir is not None:
-        prepare(run_dir)  # created and test-written before any work
+def _new_state(G: nn.Module, D: nn.Module, loader: Iterable, objective: Objective | None,
+               opt_g: torch.optim.Optimizer | None, opt_d: torch.optim.Optimizer | None,
+               device: torch.device, run_dir: str | os.PathLike[str] | None, seed: int | None,
+               epochs: int, max_steps: int | None, ema: float | None,
+               options: FitOptions) -> TrainState:
+    """A new run's state: networks on the device in training mode, optimizers, the step
+    budget, the learning-rate schedule, the seeded fixed noise for the grids, and the run's
+    record."""
     G.to(device).train()
     D.to(device).train()
     objective = objective if objective is not None else BCEObjective()
-    fused = speed.use_fused_adam(device)
+    fused = options.speed.use_fused_adam(device)
     opt_g = opt_g or adam(G, device=device, fused=fused)
     opt_d = opt_d or adam(D, device=device, fused=fused)
     steps_per_epoch = len(loader)  # type: ignore[arg-type]
@@ -325,7 +341,6 @@ def _start(G: nn.Module, D: nn.Module, loader: Iterable, epochs: int,
                          "Use a smaller batch size (or drop_last=False).")
     total = epochs * steps_per_epoch if max_steps is None else min(max_steps,
                                                                     epochs * steps_per_epoch)
-    schedulers = _schedulers(lr_schedule, (opt_g, opt_d), total)
     if seed is not None:
         seed_everything(seed)
     num_classes = getattr(G, "num_classes", None)  # a conditional GAN
@@ -336,14 +351,15 @@ def _start(G: nn.Module, D: nn.Module, loader: Iterable, epochs: int,
     record = {"dataset": dataset_of(loader), "G": describe(G), "D": describe(D),
               "objective": repr(objective),
               "settings": {"seed": seed, "batch_size": getattr(loader, "batch_size", None),
-                           "steps_per_epoch": steps_per_epoch, "lr_schedule": lr_schedule,
+                           "steps_per_epoch": steps_per_epoch, "lr_schedule": options.lr_schedule,
                            # the schedule spans the whole run: another length is another run
-                           "lr_schedule_steps": total if lr_schedule else None,
+                           "lr_schedule_steps": total if options.lr_schedule else None,
                            "ema": ema,  # another decay averages differently: another run
-                           **_optimizer_settings(opt_g, opt_d), **(settings or {})}}
+                           **_optimizer_settings(opt_g, opt_d), **options.settings}}
     state = TrainState(G, D, opt_g, opt_d, objective, loader, device, fixed_noise, total,
                        steps_per_epoch, record, run_dir=Path(run_dir) if run_dir else None,
-                       schedulers=schedulers, fixed_labels=fixed_labels)
+                       schedulers=_schedulers(options.lr_schedule, (opt_g, opt_d), total),
+                       fixed_labels=fixed_labels)
     state.history.update({k: [] for k in STATS})
     return state
 
@@ -379,8 +395,8 @@ def _schedulers(lr_schedule: str | None, optimizers: Sequence[torch.optim.Optimi
 def _with_defaults(callbacks: Sequence[Callback], run_dir: Any, progress: bool,
                    averaging: AverageGenerator | None = None) -> list[Callback]:
     """The moving average of G (so every other callback sees this step's), the progress bar and
-    grid saver first, the given callbacks, the checkpointer last (so a checkpoint holds what the
-    other callbacks added)."""
+    grid saver first, the given callbacks, then the checkpointer (so a checkpoint holds what
+    the other callbacks added) and the history writer."""
     if any(isinstance(cb, AverageGenerator) for cb in callbacks):
         raise UsageError("Pass fit(ema=DECAY) rather than an AverageGenerator callback: fit puts "
                          "it before the other callbacks and records its decay with the run.")
@@ -392,7 +408,7 @@ def _with_defaults(callbacks: Sequence[Callback], run_dir: Any, progress: bool,
                          "one of them another `state_key`.")
     if run_dir is None:
         return first + list(callbacks)
-    return [*first, GridSaver(), *callbacks, Checkpointer()]
+    return [*first, GridSaver(), *callbacks, Checkpointer(), HistoryWriter()]
 
 
 def _step_options(state: TrainState, labels: torch.Tensor) -> dict[str, Any]:
@@ -420,108 +436,17 @@ def _call(state: TrainState, hook: str) -> None:
         getattr(cb, hook)(state)
 
 
-DIVERGED = 1e6
-"""A loss or gradient norm beyond this (or NaN, or infinite) means the run has diverged: no
-healthy run of this series comes within orders of magnitude of it."""
-
-EXPLODED = 100.0
-"""A loss beyond this many times its value for a discriminator that cannot tell (one whose
-outputs are all 0), at least this, has exploded: the run diverged. Every objective here is, for
-large outputs of D, linear in them (softplus, hinge, Wasserstein), so a loss of L means D's
-outputs are about L: for the logistic losses, a non-saturating generator's loss of 100 means
-D(G(z)) = e^-100, below the smallest normal float32 (e^-87), a verdict no float can hold; for
-the hinge loss, outputs a hundred times its margin. (A critic's losses have no such scale: see
-`loss_limits`.) Measured on Fashion-MNIST: healthy and failing runs of lessons 02 to 08 (a dead
-generator included) stay below 30; `--lr 10` takes a DCGAN's generator loss past 10^5."""
-
-WATCHED = {"loss_d": "discriminator's loss", "loss_g": "generator's loss",
-           "grad_d": "discriminator's gradient norm", "grad_g": "generator's gradient norm"}
-"""The statistics checked for divergence, and their names in the message."""
-
-
-def loss_limits(objective: Objective) -> dict[str, float]:
-    """The largest healthy size of each loss of `objective`: `EXPLODED` times its value for a
-    discriminator whose outputs are all 0, at least `EXPLODED`.
-
-    Empty (only `DIVERGED` applies) for a critic (WGAN), whose outputs have no zero: all of them
-    may shift by a constant without changing its loss, so the generator's loss, minus the mean
-    score of the fakes, has no scale, and the critic's own loss carries a gradient penalty,
-    quadratic in its slope, that is large early in healthy runs (up to 54 measured). Empty too
-    for an objective that cannot be evaluated on plain outputs."""
-    try:
-        with torch.no_grad():
-            zeros, shifted = torch.zeros(8, 1), torch.full((8, 1), 10.0)
-            d0, g0 = float(objective.d_loss(zeros, zeros)), float(objective.g_loss(zeros))
-            offset_free = abs(float(objective.d_loss(shifted, shifted)) - d0) < 1e-4
-    except Exception:  # noqa: BLE001 - an objective of the caller's that needs other inputs
-        return {}
-    if offset_free or not (math.isfinite(d0) and math.isfinite(g0)):
-        return {}
-    return {"loss_d": EXPLODED * max(1.0, abs(d0)), "loss_g": EXPLODED * max(1.0, abs(g0))}
-
-
-class StepStats:
-    """Each step's statistics, kept on the device and read back every `every` steps (reading
-    waits for the device, so on a GPU it is done rarely); checked for divergence when read."""
-
-    def __init__(self, state: TrainState, every: int) -> None:
-        self.state, self.every = state, every
-        self.pending: list[torch.Tensor] = []
-        self.tick, self.images = time.perf_counter(), 0
-        self.limits = loss_limits(state.objective)
-
-    def add(self, stats: torch.Tensor) -> None:
-        self.pending.append(stats)
-
-    def step_done(self, batch_size: int) -> None:
-        """Count the step's images; every `every` steps, read back and measure the speed."""
-        self.images += batch_size
-        if self.state.step % self.every == 0:
-            self.flush()
-            now = time.perf_counter()
-            self.state.images_per_sec = self.images / max(now - self.tick, 1e-9)
-            self.tick, self.images = now, 0
-
-    def flush(self) -> None:
-        """Append the pending statistics to the history; `NonFiniteLossError` at a loss or
-        gradient norm that is NaN, infinite or beyond `DIVERGED`, or a loss beyond its
-        `loss_limits` (exploded), naming the step it happened at."""
-        if not self.pending:
-            return
-        rows = torch.stack(self.pending).cpu().tolist()
-        first = self.state.step - len(self.pending) + 1
-        self.pending.clear()
-        for row in rows:
-            for key, value in zip(STATS, row):
-                self.state.history[key].append(value)
-        for i, row in enumerate(rows):
-            for key, value in zip(STATS, row):
-                if key not in WATCHED or (key == "grad_g" and math.isnan(value)):
-                    continue  # G's gradient norm is NaN on the steps that update D only
-                limit = self.limits.get(key, DIVERGED)
-                if not abs(value) <= min(limit, DIVERGED):
-                    self._diverged(key, value, first + i, limit if abs(value) <= DIVERGED
-                                   else None)
-
-    def _diverged(self, key: str, value: float, step: int, limit: float | None) -> None:
-        why = (f"exploded past {limit:g}, {EXPLODED:g} times its size for a discriminator that "
-               "cannot tell" if limit is not None else "")
-        raise NonFiniteLossError(
-            f"The {WATCHED[key]} became {value:.4g} at step {step} (epoch "
-            f"{(step - 1) // self.state.steps_per_epoch + 1}){': ' + why if why else ''}: "
-            "the run diverged. Training stopped so it does not go on producing blank images; "
-            "the last good checkpoint, if any, is kept. Train again with a lower learning rate "
-            "(in a new run folder), and check the data is in [-1, 1].")
-
-
 def _failed(state: TrainState, err: BaseException) -> None:
     """Record why training ended and tell the callbacks (`on_exception`)."""
     if isinstance(err, KeyboardInterrupt):  # a second signal: keep what the first one said
-        state.stop_reason = state.stop_reason or "interrupted (KeyboardInterrupt)"
+        if state.stop is None:
+            state.ended(Stop.INTERRUPTED, "interrupted (KeyboardInterrupt)")
     else:
         state.error = err
-        state.stop_reason = (str(err) if isinstance(err, NonFiniteLossError)
-                             else f"error: {type(err).__name__}: {err}")
+        if isinstance(err, NonFiniteLossError):
+            state.ended(Stop.DIVERGED, str(err))
+        else:
+            state.ended(Stop.FAILED, f"error: {type(err).__name__}: {err}")
     for cb in state.callbacks:
         try:
             cb.on_exception(state, err)
@@ -529,21 +454,25 @@ def _failed(state: TrainState, err: BaseException) -> None:
             pass
 
 
-def _finish(state: TrainState, stats: StepStats) -> History:
+def _finish(state: TrainState) -> History:
     """Read back the last statistics, call every callback's `on_fit_end` (even if one fails:
-    the checkpoint must be written), then return the history or raise what ended training."""
+    the checkpoint must be written; the checkpointer first, so the others can report the final
+    checkpoint), then return the history or raise what ended training."""
     try:
-        stats.flush()
+        state.stats.flush(state.step)
     except Exception as err:  # noqa: BLE001 - a NaN found now, or the device failing
         _failed(state, err)
-    state.stop_reason = state.stop_reason or "finished"
+    if state.stop is None:
+        state.ended(Stop.FINISHED, "finished")
     checkpointers_first = sorted(state.callbacks, key=lambda cb: not isinstance(cb, Checkpointer))
-    for cb in checkpointers_first:  # so the others can report the final checkpoint
+    for cb in checkpointers_first:
         try:
             cb.on_fit_end(state)
         except Exception as err:  # noqa: BLE001 - raised below, after the others have run
-            state.error = state.error or err
-    state.history.stop_reason = state.stop_reason
+            if state.error is None:
+                state.error = err
+                state.ended(Stop.FAILED, f"error: {type(err).__name__}: {err}")
+    state.history.stop, state.history.stop_reason = state.stop, state.stop_reason
     state.history.G_ema = state.G_ema
     if not isinstance(state.error, NonFiniteLossError):
         state.history.samples = state.samples()
@@ -571,94 +500,3 @@ def _what_is_kept(state: TrainState) -> str:
             "it with fit(..., resume=True) or train --resume.")
 
 
-class _DeferInterrupt:
-    """While active, Ctrl-C (or Jupyter's interrupt) and SIGTERM (`kill PID`) ask `state` to stop
-    after the current step, so no step is left half done and a checkpoint is written. A second
-    signal interrupts at once (what was saved stays whole: see `save_checkpoint`)."""
-
-    REASONS = {signal.SIGINT: "interrupted (KeyboardInterrupt)",
-               signal.SIGTERM: "terminated (SIGTERM)"}
-
-    def __init__(self, state: TrainState) -> None:
-        self.state = state
-        self.previous: dict[int, Any] = {}
-        self.defer = False
-        """False until the steps begin: before them (a resumed run's restore, the callbacks'
-        `on_fit_start`, such as the evaluation classifier training for the first time) there is
-        no step to finish, so a signal interrupts at once."""
-
-    def _handler(self, signum, frame) -> None:
-        if self.state.stop_requested or not self.defer:
-            self.state.request_stop(self.REASONS[signum])
-            raise KeyboardInterrupt
-        self.state.request_stop(self.REASONS[signum])
-
-    def __enter__(self) -> _DeferInterrupt:
-        if threading.current_thread() is threading.main_thread():
-            for signum in self.REASONS:
-                self.previous[signum] = signal.signal(signum, self._handler)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for signum, handler in self.previous.items():
-            signal.signal(signum, handler)
-
-
-# ----------------------------------------------------------------------------- resuming
-
-
-def _resume_from(run_dir: str | os.PathLike[str] | None, resume: bool | str | os.PathLike[str]
-                 | None, overwrite: bool) -> Path | None:
-    """The checkpoint to continue from, or None for a new run: see `fit`'s `resume`."""
-    if isinstance(resume, (str, os.PathLike)):
-        return Path(resume)
-    if run_dir is None:
-        return None
-    files = RunFiles(run_dir)
-    if resume is True:
-        return files.checkpoint  # load_checkpoint says so if there is none
-    if overwrite or not files.holds_run():
-        return None
-    if resume is None:
-        return files.checkpoint
-    raise RunExistsError(
-        f"{files.root} already holds a run ({files.checkpoint}): pass resume=True (or leave "
-        "resume out) to continue it, overwrite=True to replace it, or choose another run_dir.")
-
-
-RESUME_PARTS = ("G", "D", "opt_g", "opt_d", "schedulers", "callbacks", "step", "history",
-                "fixed_noise", "fixed_labels", "rng")
-"""What a checkpoint must hold to resume a run exactly."""
-
-
-def _restore(state: TrainState, path: Path, automatic: bool = False) -> None:
-    """Continue the run saved at `path` exactly where it stopped, if it is the same run
-    (`automatic`: the caller did not ask, so one line says what happens)."""
-    ckpt = load_checkpoint(path)
-    run_record(ckpt, path)  # refuses old and foreign checkpoints
-    require(ckpt, RESUME_PARTS, path)
-    check_same_run(ckpt, state.record, path)
-    if automatic:
-        left = max(0, state.total_steps - ckpt["step"])
-        then = (f"training {left:,} more" if left else "it is finished: nothing left to train")
-        print(f"{path.parent} holds this run at step {ckpt['step']:,}: continuing it ({then}). "
-              "To start it again, pass overwrite=True.", flush=True)
-    load_module_state(state.G, ckpt["G"], "generator", path)
-    load_module_state(state.D, ckpt["D"], "discriminator", path)
-    state.opt_g.load_state_dict(ckpt["opt_g"])
-    state.opt_d.load_state_dict(ckpt["opt_d"])
-    for scheduler, saved in zip(state.schedulers, ckpt["schedulers"]):
-        scheduler.load_state_dict(saved)
-    for cb in state.callbacks:
-        if cb.state_key in ckpt["callbacks"]:
-            cb.load_state_dict(ckpt["callbacks"][cb.state_key])
-    state.step = ckpt["step"]
-    state.epoch = state.step // state.steps_per_epoch
-    state.total_steps = max(state.total_steps, state.step)
-    for key in STATS:
-        state.history[key] = list(ckpt["history"][key])
-    state.history.checkpoint_step = state.start_step = state.step
-    state.fixed_noise = ckpt["fixed_noise"].to(state.device)
-    if ckpt["fixed_labels"] is not None:
-        state.fixed_labels = ckpt["fixed_labels"].to(state.device)
-    set_rng_state(ckpt["rng"])

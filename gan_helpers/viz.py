@@ -4,6 +4,7 @@ class histograms, and `save_figure` to write any figure as a PNG. Image files wi
 
 from __future__ import annotations
 
+import io
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -16,14 +17,20 @@ from PIL import Image
 
 from .images import grid_image, make_gif, save_grid  # noqa: F401 - re-exported for the lessons
 from .metrics import FAIR_SHARE, Scores
+from .run_folder import replace_atomically
 
 
 def save_figure(fig: plt.Figure, path: str | os.PathLike[str], dpi: int = 100) -> Path:
-    """Save `fig` as an image file at `path` (folders created), close it; return the path."""
+    """Save `fig` as an image file at `path` (folders created; the format from its suffix),
+    atomically (`run_folder.replace_atomically`: a failure leaves the old file whole), close it;
+    return the path."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=dpi)
-    plt.close(fig)
+    buffer = io.BytesIO()
+    try:
+        fig.savefig(buffer, dpi=dpi, format=path.suffix.lstrip(".").lower() or "png")
+    finally:
+        plt.close(fig)
+    replace_atomically(path, buffer.getbuffer())
     return path
 
 

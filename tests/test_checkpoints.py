@@ -10,7 +10,6 @@ import torch
 from gan_helpers import models
 from gan_helpers.callbacks import AnnealNoise, Callback
 from gan_helpers.checkpoints import (
-    AVERAGE_KEY,
     CheckpointError,
     CheckpointWriteError,
     RunMismatchError,
@@ -20,10 +19,10 @@ from gan_helpers.checkpoints import (
     save_checkpoint,
 )
 from gan_helpers.errors import UsageError
-from gan_helpers.evaluation import EvaluateEvery
+from gan_helpers.evaluation import EvaluateEvery, KeepBest
 from gan_helpers.objectives import HingeObjective
 from gan_helpers.run_folder import RunFiles
-from gan_helpers.training import SpeedOptions, fit, train_step
+from gan_helpers.training import FitOptions, SpeedOptions, fit, train_step
 from tests.helpers import FakeEvaluator, StopAt, small_gan, tiny_loader
 
 
@@ -31,7 +30,8 @@ def test_the_checkpoint_records_what_built_the_run(tmp_path):
     G, D = small_gan("dcgan")
     loader = tiny_loader()
     loader.dataset_name = "fashion-mnist"
-    fit(G, D, loader, epochs=1, run_dir=tmp_path, progress=False, settings={"recipe": "x"})
+    fit(G, D, loader, epochs=1, run_dir=tmp_path, progress=False,
+        options=FitOptions(settings={"recipe": "x"}))
     run = load_checkpoint(RunFiles(tmp_path).checkpoint)["run"]
     assert run["dataset"] == "fashion-mnist"
     assert run["G"] == {"class": "DCGANGenerator",
@@ -104,12 +104,13 @@ def test_resume_refuses_another_model(tmp_path):
 
 
 def test_resume_refuses_other_settings_and_objective(tmp_path):
-    _first_run(tmp_path, settings={"limit": 256})
+    _first_run(tmp_path, options=FitOptions(settings={"limit": 256}))
     G, D = small_gan("mlp")
     opt_g = torch.optim.Adam(G.parameters(), lr=1e-3, betas=(0.5, 0.999))
     with pytest.raises(RunMismatchError) as err:
         fit(G, D, tiny_loader(batch_size=16), epochs=2, run_dir=tmp_path, resume=True,
-            progress=False, opt_g=opt_g, objective=HingeObjective(), settings={"limit": 128})
+            progress=False, opt_g=opt_g, objective=HingeObjective(),
+            options=FitOptions(settings={"limit": 128}))
     message = str(err.value)
     for part in ("batch_size was 32, now 16", "lr_g was 0.0002, now 0.001",
                  "limit was 256, now 128", "objective was 'BCEObjective"):
@@ -117,7 +118,7 @@ def test_resume_refuses_other_settings_and_objective(tmp_path):
     # the same settings continue, and more epochs are allowed
     G, D = small_gan("mlp")
     history = fit(G, D, tiny_loader(), epochs=2, run_dir=tmp_path, resume=True, progress=False,
-                  settings={"limit": 256})
+                  options=FitOptions(settings={"limit": 256}))
     assert len(history["loss_d"]) == 16
 
 
@@ -136,7 +137,8 @@ def test_an_exception_mid_step_keeps_the_last_whole_checkpoint(tmp_path):
 
     G, D = small_gan("mlp")
     with pytest.raises(RuntimeError, match="out of memory"):
-        fit(G, D, tiny_loader(), epochs=3, run_dir=tmp_path, step_fn=failing_in_g_update,
+        fit(G, D, tiny_loader(), epochs=3, run_dir=tmp_path,
+            options=FitOptions(step_fn=failing_in_g_update),
             progress=False)
     ckpt = load_checkpoint(RunFiles(tmp_path).checkpoint)
     assert ckpt["step"] == 8  # the end of epoch 1, not a state with D one update ahead
@@ -191,7 +193,8 @@ def test_on_exception_sees_the_failure_and_whether_it_was_mid_step(tmp_path):
     G, D = small_gan("mlp")
     counter = Counter()
     with pytest.raises(ValueError, match="a bug in the step"):
-        fit(G, D, tiny_loader(), epochs=1, step_fn=broken, progress=False, callbacks=[counter])
+        fit(G, D, tiny_loader(), epochs=1, options=FitOptions(step_fn=broken), progress=False,
+            callbacks=[counter])
     assert counter.failures == ["ValueError in step: True"]
 
 
@@ -215,11 +218,11 @@ def test_instance_noise_schedule_is_kept_across_resume(tmp_path):
 def test_a_learning_rate_schedule_is_not_stretched_on_resume(tmp_path):
     """The linear decay spans the run it was made for: resuming for longer would make the
     learning rate jump back up, so it is refused; the same length resumes."""
-    _first_run(tmp_path, lr_schedule="linear", max_steps=4)
+    _first_run(tmp_path, options=FitOptions(lr_schedule="linear"), max_steps=4)
     G, D = small_gan("mlp")
     with pytest.raises(RunMismatchError, match="lr_schedule_steps was 4, now 16"):
         fit(G, D, tiny_loader(), epochs=2, run_dir=tmp_path, resume=True, progress=False,
-            lr_schedule="linear")
+            options=FitOptions(lr_schedule="linear"))
 
 
 def test_another_instance_noise_is_another_run(tmp_path):
@@ -239,12 +242,17 @@ def test_two_callbacks_with_state_under_one_name_are_refused():
         fit(G, D, tiny_loader(), epochs=1, progress=False, callbacks=[Counter(), Counter()])
 
 
-def test_a_checkpoint_without_its_checksum_is_refused(tmp_path):
+def test_a_checkpoint_with_one_damaged_byte_is_refused(tmp_path):
+    """torch.load would read the flipped bit as a weight; the CRC-32 of the record does not
+    match its bytes any more."""
     _first_run(tmp_path)
     path = RunFiles(tmp_path).checkpoint
-    ckpt = load_checkpoint(path)
-    torch.save(ckpt, path)  # rewritten without the checksum save_checkpoint adds
-    with pytest.raises(CheckpointError, match="its checksum is missing"):
+    weights = load_checkpoint(path)["G"]
+    raw = bytearray(path.read_bytes())
+    first = next(iter(weights.values())).reshape(-1)[:4].numpy().tobytes()
+    raw[raw.index(first) + 1] ^= 0x01
+    path.write_bytes(bytes(raw))
+    with pytest.raises(CheckpointError, match="does not match its bytes"):
         load_checkpoint(path)
 
 
@@ -265,7 +273,7 @@ def test_speed_options_choose_fused_adam(tmp_path):
     for fused in (True, None):
         G, D = small_gan("mlp")
         fit(G, D, tiny_loader(), epochs=1, max_steps=1, progress=False, callbacks=[grab],
-            speed=SpeedOptions(fused_adam=fused))
+            options=FitOptions(speed=SpeedOptions(fused_adam=fused)))
     assert seen == [True, None]  # None: the CPU's default, not fused
 
 
@@ -311,7 +319,7 @@ def test_checkpoints_without_an_average_load_and_resume_as_before(tmp_path):
     G, D = small_gan("mlp", seed=5)
     history = fit(G, D, tiny_loader(), epochs=2, run_dir=run, resume=True, progress=False)
     assert len(history["loss_d"]) == 16 and history.G_ema is None
-    assert AVERAGE_KEY not in load_checkpoint(path)["callbacks"]
+    assert load_checkpoint(path)["average"] is None
 
 
 def test_evaluations_and_the_best_checkpoint_are_of_the_average(tmp_path):
@@ -319,9 +327,9 @@ def test_evaluations_and_the_best_checkpoint_are_of_the_average(tmp_path):
     evaluation of the same step)."""
     G, D = small_gan("dcgan")
     evaluator = FakeEvaluator(fids=[5.0, 3.0, 4.0])  # scripted FIDs
-    callback = EvaluateEvery(evaluator, n=10, keep_best=True, verbose=False, every_steps=8)
+    callback = EvaluateEvery(evaluator, n=10, verbose=False, every_steps=8)
     history = fit(G, D, tiny_loader(), epochs=3, run_dir=tmp_path, ema=0.9, progress=False,
-                  callbacks=[callback])
+                  callbacks=[callback, KeepBest()])
     assert [scored for scored, _ in evaluator.scored] == [history.G_ema] * 3
     assert same_weights(evaluator.scored[2][1], history.G_ema)  # the last step's average
     best_weights = evaluator.scored[1][1]  # epoch 2's average scored best

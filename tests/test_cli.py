@@ -13,7 +13,7 @@ from PIL import Image
 from torchvision import datasets
 
 from gan_helpers.__main__ import _preset, main
-from gan_helpers.checkpoints import AVERAGE_KEY, load_checkpoint, load_generator
+from gan_helpers.checkpoints import load_checkpoint, load_generator
 from gan_helpers.models import generate
 from gan_helpers.recipes import Recipe
 from gan_helpers.training import native_bf16
@@ -219,7 +219,7 @@ def test_ema_from_training_to_samples_and_scores(tiny_data, tmp_path, capsys):
     assert "moving average of G's weights (decay 0.9)" in capsys.readouterr().out
     ckpt = load_checkpoint(out / "checkpoint.pt")
     assert ckpt["run"]["settings"]["ema"] == 0.9
-    assert ckpt["callbacks"][AVERAGE_KEY]["updates"] == 4  # 256 images, 64 a step
+    assert ckpt["callbacks"][ckpt["average"]]["updates"] == 4  # 256 images, 64 a step
 
     averaged, _ = load_generator(out)
     raw, _ = load_generator(out, averaged=False)
@@ -241,4 +241,5 @@ def test_ema_from_training_to_samples_and_scores(tiny_data, tmp_path, capsys):
     assert "ema was 0.9, now 0.99" in capsys.readouterr().err
     assert main(["train", "--model", "dcgan", "--epochs", "2", "--batch-size", "64",
                  "--out", str(out), "--resume", "--ema", "0.9"]) == 0
-    assert load_checkpoint(out / "checkpoint.pt")["callbacks"][AVERAGE_KEY]["updates"] == 8
+    ckpt = load_checkpoint(out / "checkpoint.pt")
+    assert ckpt["callbacks"][ckpt["average"]]["updates"] == 8

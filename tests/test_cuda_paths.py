@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from gan_helpers import training
-from gan_helpers.training import SpeedOptions, adam, fit
+from gan_helpers.training import FitOptions, SpeedOptions, adam, fit
 from tests.helpers import small_gan, tiny_loader
 
 CUDA = torch.device("cuda")
@@ -87,7 +87,7 @@ def test_deferred_read_back_keeps_every_step(every):
     for sync in (1, every):
         G, D = small_gan("mlp")
         runs.append(fit(G, D, tiny_loader(), epochs=4, max_steps=30, progress=False,
-                        sync_every=sync))
+                        options=FitOptions(sync_every=sync)))
     assert len(runs[0]["loss_d"]) == len(runs[1]["loss_d"]) == 30
     for key in ("loss_d", "loss_g", "d_real", "d_fake"):
         assert torch.allclose(torch.tensor(runs[0][key]), torch.tensor(runs[1][key])), key

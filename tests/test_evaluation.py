@@ -16,6 +16,7 @@ import torch
 from gan_helpers import classifier, config, evaluation, metrics, models
 from gan_helpers.checkpoints import load_checkpoint
 from gan_helpers.data import make_loader
+from gan_helpers.state import Stop
 from gan_helpers.training import fit
 from tests.helpers import small_conditional_g, small_gan
 
@@ -195,10 +196,9 @@ def test_smoke_mode_caps_the_samples_of_every_evaluation(evaluator, monkeypatch)
 def test_callback_adds_evaluations_to_the_history_and_keeps_the_best(evaluator, tmp_path):
     G, D = small_gan()
     loader = make_loader(batch_size=64, device="cpu")
-    callback = evaluation.EvaluateEvery(evaluator, every=1, n=100, keep_best=True,
-                                        verbose=False)
-    history = fit(G, D, loader, epochs=2, run_dir=tmp_path / "run", callbacks=[callback],
-                  progress=False)
+    callback = evaluation.EvaluateEvery(evaluator, every=1, n=100, verbose=False)
+    history = fit(G, D, loader, epochs=2, run_dir=tmp_path / "run",
+                  callbacks=[callback, evaluation.KeepBest()], progress=False)
     entries = history["eval"]
     assert [e["epoch"] for e in entries] == [1, 2] and [e["step"] for e in entries] == [4, 8]
     assert all(e["seconds"] > 0 and e["n"] == 100 and len(e["histogram"]) == 10
@@ -217,11 +217,12 @@ def test_early_stop_when_the_fid_stops_improving(evaluator, monkeypatch):
         return metrics.Scores(next(fids), 1.0, 1, 10, 0.5, [0.1] * 10, n)
     monkeypatch.setattr(evaluator, "score_generator", fake_score)
     G, D = small_gan()
-    callback = evaluation.EvaluateEvery(evaluator, n=10, patience=2, verbose=False)
+    callback = evaluation.EvaluateEvery(evaluator, n=10, verbose=False)
     history = fit(G, D, make_loader(batch_size=64, device="cpu"), epochs=5,
-                  callbacks=[callback], progress=False)
+                  callbacks=[callback, evaluation.EarlyStopping(patience=2)], progress=False)
     assert [e["fid"] for e in history["eval"]] == [5.0, 4.0, 4.5, 4.2]
-    assert history.stop_reason.startswith("early stop")
+    assert history.stop is Stop.EARLY_STOPPED
+    assert history.stop_reason.startswith("early stop: the FID has not improved for 2")
 
 
 def test_evaluations_every_n_steps(evaluator):

@@ -24,17 +24,18 @@ import torch
 
 from gan_helpers import callbacks as callbacks_module
 from gan_helpers import checkpoints, run_folder, viz
-from gan_helpers.callbacks import Callback, NonFiniteLossError
+from gan_helpers.callbacks import Callback
 from gan_helpers.checkpoints import (
     CheckpointWriteError,
     RunMismatchError,
     load_checkpoint,
     save_checkpoint,
 )
-from gan_helpers.errors import UsageError
+from gan_helpers.errors import NonFiniteLossError, UsageError
 from gan_helpers.objectives import BCEObjective, HingeObjective, WGANGPObjective
 from gan_helpers.run_folder import RunExistsError, RunFiles, RunWriteError
-from gan_helpers.training import EXPLODED, fit, loss_limits, train_step
+from gan_helpers.stats import EXPLODED, loss_limits
+from gan_helpers.training import FitOptions, fit, train_step
 from tests.helpers import BASE, StopAt, cli, small_gan, tiny_loader, write_dataset
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -120,7 +121,7 @@ def nan_step(*args, **kwargs) -> torch.Tensor:
 def test_fit_overwrite_that_fails_before_writing_keeps_the_old_run(saved):
     before = snapshot(saved)
     with pytest.raises(NonFiniteLossError, match="at step 1"):
-        quick_fit(saved, overwrite=True, step_fn=nan_step)
+        quick_fit(saved, overwrite=True, options=FitOptions(step_fn=nan_step))
     assert snapshot(saved) == before
     history = quick_fit(saved, overwrite=True, max_steps=1, seed=7)  # one step: replaced now
     assert history.checkpoint_step == 1 and snapshot(saved) != before
@@ -448,7 +449,7 @@ def test_a_generator_loss_that_explodes_below_the_old_limit_stops_the_run(saved)
     before = snapshot(saved)
     exploding_step.calls = 8  # the saved run did 8 steps
     with pytest.raises(NonFiniteLossError) as caught:
-        quick_fit(saved, epochs=3, step_fn=exploding_step)
+        quick_fit(saved, epochs=3, options=FitOptions(step_fn=exploding_step))
     message = str(caught.value)
     assert "generator's loss became 4e+05 at step 11" in message and "exploded past 100" in message
     assert "the run diverged" in message

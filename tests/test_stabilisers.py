@@ -9,10 +9,11 @@ import pytest
 import torch
 
 from gan_helpers import config, models, objectives, recipes
-from gan_helpers.callbacks import STATS, AnnealNoise, Callback
+from gan_helpers.callbacks import AnnealNoise, Callback
 from gan_helpers.checkpoints import RunMismatchError, load_checkpoint
 from gan_helpers.metrics import Scores
 from gan_helpers.recipes import Recipe, run_recipe
+from gan_helpers.stats import STATS
 from gan_helpers.training import fit, grad_norm, train_step
 from tests.helpers import FakeEvaluator, tiny_loader, weight_sum
 

@@ -14,18 +14,18 @@ import torch
 
 from benchmarks.baseline import ClassicBCE, classic_step
 from gan_helpers import training
-from gan_helpers.callbacks import STATS, AverageGenerator, Callback, NonFiniteLossError, ema_decay
+from gan_helpers.callbacks import AverageGenerator, Callback, ema_decay
 from gan_helpers.checkpoints import (
-    AVERAGE_KEY,
     CheckpointError,
     RunMismatchError,
     load_checkpoint,
 )
-from gan_helpers.errors import UsageError
+from gan_helpers.errors import NonFiniteLossError, UsageError
 from gan_helpers.models import generate
 from gan_helpers.objectives import BCEObjective, WGANGPObjective
 from gan_helpers.run_folder import RunFiles
-from gan_helpers.training import SpeedOptions, fit, train_step
+from gan_helpers.stats import STATS
+from gan_helpers.training import FitOptions, SpeedOptions, fit, train_step
 from tests.helpers import StopAt, small_gan, tiny_loader
 
 
@@ -128,7 +128,8 @@ def test_fit_writes_grids_checkpoint_and_history(tmp_path):
 def test_linear_schedule_decays_to_zero(tmp_path):
     G, D = small_gan()
     opt_g = torch.optim.Adam(G.parameters(), lr=1e-3)
-    fit(G, D, tiny_loader(), epochs=1, opt_g=opt_g, lr_schedule="linear", progress=False)
+    fit(G, D, tiny_loader(), epochs=1, opt_g=opt_g, options=FitOptions(lr_schedule="linear"),
+        progress=False)
     assert opt_g.param_groups[0]["lr"] == 0.0
 
 
@@ -183,7 +184,8 @@ def test_exception_in_a_step_is_raised_and_no_half_step_is_saved(tmp_path):
 
     G, D = small_gan()
     with pytest.raises(RuntimeError, match="simulated"):
-        fit(G, D, tiny_loader(), epochs=1, run_dir=tmp_path, step_fn=flaky_step, progress=False)
+        fit(G, D, tiny_loader(), epochs=1, run_dir=tmp_path,
+            options=FitOptions(step_fn=flaky_step), progress=False)
     files = RunFiles(tmp_path)
     assert not files.checkpoint.exists()
     saved = json.loads(files.history.read_text())
@@ -201,7 +203,8 @@ def test_nan_loss_stops_with_a_clear_error_and_keeps_the_good_checkpoint(tmp_pat
 
     G, D = small_gan()
     with pytest.raises(NonFiniteLossError, match=r"discriminator's loss became nan at step 11 "):
-        fit(G, D, tiny_loader(), epochs=3, run_dir=tmp_path, step_fn=poisoned_step,
+        fit(G, D, tiny_loader(), epochs=3, run_dir=tmp_path,
+            options=FitOptions(step_fn=poisoned_step),
             progress=False)
     ckpt = load_checkpoint(tmp_path / "checkpoint.pt")
     assert ckpt["step"] == 8  # the end of epoch 1, not the poisoned state
@@ -255,7 +258,8 @@ def test_speed_options_keep_training_correct():
     runs = []
     for speed in (SpeedOptions(), SpeedOptions(channels_last=True)):
         G, D = small_gan("dcgan")
-        history = fit(G, D, tiny_loader(), epochs=1, progress=False, speed=speed)
+        history = fit(G, D, tiny_loader(), epochs=1, progress=False,
+                      options=FitOptions(speed=speed))
         runs.append((history, G.state_dict()))
     (h1, g1), (h2, g2) = runs
     assert torch.allclose(torch.tensor(h1["loss_d"]), torch.tensor(h2["loss_d"]), atol=1e-4)
@@ -319,7 +323,8 @@ def test_nan_with_deferred_read_back_names_the_step_it_happened_at(tmp_path):
     G, D = small_gan()
     with pytest.raises(NonFiniteLossError, match=r"discriminator's loss became nan at step 11 "
                                                  r"\(epoch 2\)"):
-        fit(G, D, tiny_loader(), epochs=3, run_dir=tmp_path, step_fn=step, sync_every=4,
+        fit(G, D, tiny_loader(), epochs=3, run_dir=tmp_path, options=FitOptions(step_fn=step,
+            sync_every=4),
             progress=False)
     assert step.calls == 12  # it was noticed at the read-back after step 12, not before
     ckpt = load_checkpoint(tmp_path / "checkpoint.pt")
@@ -335,7 +340,7 @@ def test_resume_with_deferred_read_back_is_exact(tmp_path):
         for i, stop in enumerate([*stops, None]):
             G, D = small_gan(seed=100 + i)
             history = fit(G, D, tiny_loader(), epochs=3, run_dir=folder, max_steps=stop,
-                          resume=i > 0, sync_every=4, progress=False)
+                          resume=i > 0, options=FitOptions(sync_every=4), progress=False)
         return G, D, history
 
     G1, D1, h1 = run([])
@@ -354,7 +359,8 @@ def test_bf16_autocast_on_the_cpu_runs_the_forward_passes_in_bf16():
     # in eval mode, outside autocast, before training
     D.register_forward_hook(lambda module, args, out: seen.add(out.dtype) if module.training
                             else None)
-    history = fit(G, D, tiny_loader(), epochs=1, max_steps=3, speed=SpeedOptions(amp="bf16"),
+    history = fit(G, D, tiny_loader(), epochs=1, max_steps=3,
+                  options=FitOptions(speed=SpeedOptions(amp="bf16")),
                   progress=False)
     assert seen == {torch.bfloat16}  # every forward pass of D during training
     assert len(history["loss_d"]) == 3
@@ -396,14 +402,14 @@ def test_fit_trains_on_a_plain_dataloader_and_resumes_at_the_right_batch(tmp_pat
     G, D = small_gan()
     first = first_images_seen()
     history = fit(G, D, plain_dataloader(), epochs=2, run_dir=tmp_path, max_steps=5,
-                  step_fn=first, progress=False)
+                  options=FitOptions(step_fn=first), progress=False)
     assert first.seen == [0, 32, 64, 96, 128] and len(history["loss_d"]) == 5
     assert load_checkpoint(tmp_path / "checkpoint.pt")["step"] == 5
 
     G, D = small_gan(seed=1)
     rest = first_images_seen()
     history = fit(G, D, plain_dataloader(), epochs=2, run_dir=tmp_path, resume=True,
-                  step_fn=rest, progress=False)
+                  options=FitOptions(step_fn=rest), progress=False)
     # The rest of epoch 1 (batches 5 to 7), then all of epoch 2: 16 steps in all.
     assert rest.seen == [160, 192, 224] + [32 * i for i in range(8)]
     assert len(history["loss_d"]) == 16 and history.stop_reason == "finished"
@@ -424,18 +430,19 @@ def test_linear_schedule_continues_across_a_resume(tmp_path):
     by step, down to 0 at the end; so are the weights."""
     straight = RecordLR()
     G1, D1 = small_gan()
-    fit(G1, D1, tiny_loader(), epochs=2, lr_schedule="linear", progress=False,
+    fit(G1, D1, tiny_loader(), epochs=2, options=FitOptions(lr_schedule="linear"), progress=False,
         run_dir=tmp_path / "straight", callbacks=[straight])
     assert len(straight.lrs) == 16 and straight.lrs[-1] == (0.0, 0.0)
     assert straight.lrs[0][0] == pytest.approx(2e-4 * 15 / 16)
 
     first, second = RecordLR(), RecordLR()
     G, D = small_gan()
-    history = fit(G, D, tiny_loader(), epochs=2, lr_schedule="linear", progress=False,
+    history = fit(G, D, tiny_loader(), epochs=2, options=FitOptions(lr_schedule="linear"),
+                  progress=False,
                   run_dir=tmp_path / "pieces", callbacks=[first, StopAt(5)])
     assert len(history["loss_d"]) == 5
     G2, D2 = small_gan(seed=3)
-    fit(G2, D2, tiny_loader(), epochs=2, lr_schedule="linear", progress=False,
+    fit(G2, D2, tiny_loader(), epochs=2, options=FitOptions(lr_schedule="linear"), progress=False,
         run_dir=tmp_path / "pieces", resume=True, callbacks=[second])
     assert first.lrs + second.lrs == straight.lrs
     for a, b in zip(G1.state_dict().values(), G2.state_dict().values()):
@@ -449,7 +456,7 @@ def test_evaluations_and_the_best_checkpoint_continue_across_a_resume(tiny_data,
     from dataclasses import replace
 
     from gan_helpers.classifier import load_classifier
-    from gan_helpers.evaluation import EvaluateEvery, Evaluator
+    from gan_helpers.evaluation import EvaluateEvery, Evaluator, KeepBest
 
     evaluator = Evaluator(load_classifier(epochs=1, limit=256, device="cpu", verbose=False),
                           device="cpu")
@@ -464,9 +471,9 @@ def test_evaluations_and_the_best_checkpoint_continue_across_a_resume(tiny_data,
 
     def part(**kwargs):
         G, D = small_gan()
-        callback = EvaluateEvery(evaluator, n=100, keep_best=True, verbose=False)
+        callback = EvaluateEvery(evaluator, n=100, verbose=False)
         return fit(G, D, tiny_loader(), epochs=3, run_dir=run, progress=False,
-                   callbacks=[callback], **kwargs)
+                   callbacks=[callback, KeepBest()], **kwargs)
 
     assert [e["step"] for e in part(max_steps=12)["eval"]] == [8]
     entries = part(resume=True)["eval"]
@@ -482,20 +489,29 @@ def test_evaluations_and_the_best_checkpoint_continue_across_a_resume(tiny_data,
 
 
 def test_training_with_a_run_folder_loads_no_plotting_or_widget_library(tmp_path):
-    """The loop runs headless: grids and checkpoints are written without matplotlib."""
+    """The loop runs headless: the steps, grids and checkpoints need no matplotlib (it is loaded
+    only when the run ends, to draw losses.png), and ipywidgets is never loaded."""
     code = (
         "import sys\n"
         "from tests.helpers import small_gan, tiny_loader\n"
+        "from gan_helpers.callbacks import Callback\n"
         "from gan_helpers.training import fit\n"
+        "class Watch(Callback):\n"
+        "    seen = set()\n"
+        "    def on_epoch_end(self, state):\n"
+        "        self.seen |= {m for m in ('matplotlib', 'ipywidgets') if m in sys.modules}\n"
         "G, D = small_gan('dcgan')\n"
-        f"fit(G, D, tiny_loader(64), epochs=1, run_dir={str(tmp_path)!r}, progress=True)\n"
-        "print(sorted(m for m in ('matplotlib', 'ipywidgets') if m in sys.modules))\n"
+        "watch = Watch()\n"
+        f"fit(G, D, tiny_loader(64), epochs=1, run_dir={str(tmp_path)!r}, progress=True,\n"
+        "    callbacks=[watch])\n"
+        "print(sorted(watch.seen), 'ipywidgets' in sys.modules)\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True, cwd=Path(__file__).resolve().parent.parent)
-    assert result.stdout.strip().splitlines()[-1] == "[]"
+    assert result.stdout.strip().splitlines()[-1] == "[] False"
     assert (tmp_path / "grids" / "epoch_001.png").exists()
     assert (tmp_path / "final.png").exists() and (tmp_path / "checkpoint.pt").exists()
+    assert (tmp_path / "losses.png").exists()
 
 
 # ----------------------------------------------------------------------------- moving average
@@ -565,7 +581,7 @@ def test_ema_is_the_warmed_up_average_of_the_generators_steps(tmp_path):
     ckpt = load_checkpoint(tmp_path / "checkpoint.pt")
     assert torch.equal(history.samples, generate(history.G_ema, ckpt["fixed_noise"]))
     assert not torch.equal(history.samples, generate(G, ckpt["fixed_noise"]))
-    saved = ckpt["callbacks"][AVERAGE_KEY]
+    saved = ckpt["callbacks"][ckpt["average"]]
     assert saved["updates"] == 8 and saved["decay"] == 0.9
     assert ckpt["run"]["settings"]["ema"] == 0.9
     for name, value in history.G_ema.state_dict().items():
@@ -591,7 +607,7 @@ def test_without_ema_nothing_is_averaged_or_saved(tmp_path):
     history = fit(G, D, tiny_loader(), epochs=1, progress=False, run_dir=tmp_path)
     assert history.G_ema is None
     ckpt = load_checkpoint(tmp_path / "checkpoint.pt")
-    assert AVERAGE_KEY not in ckpt["callbacks"] and ckpt["run"]["settings"]["ema"] is None
+    assert ckpt["average"] is None and ckpt["run"]["settings"]["ema"] is None
     assert torch.equal(history.samples, generate(G, ckpt["fixed_noise"]))
 
 
@@ -613,7 +629,8 @@ def test_ema_resume_continues_bitwise_exactly(kind, tmp_path):
     for a, b in ((h1.G_ema, h2.G_ema), (G1, G2)):
         for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
             assert torch.equal(x, y), name
-    assert c1["callbacks"][AVERAGE_KEY]["updates"] == c2["callbacks"][AVERAGE_KEY]["updates"] == 24
+    updates = [c["callbacks"][c["average"]]["updates"] for c in (c1, c2)]
+    assert updates == [24, 24]
     assert torch.equal(h1.samples, h2.samples)
     assert changed(params(h2.G_ema), G2)  # the average, not a copy of G
 
