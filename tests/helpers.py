@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from gan_helpers import data, models
@@ -155,6 +156,26 @@ class FakeEvaluator:
     def score(self, images: torch.Tensor) -> Scores:
         return Scores(fid=len(images), inception_score=1.0, coverage=10, classes=10,
                       confidence=images.mean().item(), histogram=[0.1] * 10, n=len(images))
+
+
+# ------------------------------------------------------------------------------ CI and the browser
+
+def in_ci() -> bool:
+    """True when `CI` is set to anything but empty, 0 or false (.ci/run exports CI=true)."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def require_browser(test: str) -> None:
+    """Skip when Chromium or Playwright is missing; under CI fail instead: CI must run `test`
+    (e.g. "the browser test")."""
+    from tools.browser import missing_browser_parts
+
+    missing = missing_browser_parts()
+    if not missing:
+        return
+    if in_ci():
+        pytest.fail(f"CI must run {test}, but these are missing: {', '.join(missing)}")
+    pytest.skip(f"needs {', '.join(missing)}")
 
 
 # ------------------------------------------------------------------------------ the command line

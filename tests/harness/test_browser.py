@@ -10,7 +10,6 @@ Screenshots go to test-artifacts/.
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import time
 from collections.abc import Iterator
@@ -18,13 +17,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import require_browser
+from tools import browser
 from tools.browser import (
     CHROMIUM,
     CHROMIUM_ARGS,
     LESSON,
     ROOT,
     jupyterlab_server,
-    missing_browser_parts,
     open_and_run_all,
 )
 
@@ -54,21 +54,6 @@ PICTURE = """img => {
     }
     return {samples, coloured};
 }"""
-
-
-def in_ci() -> bool:
-    """True when `CI` is set to anything but empty, 0 or false (.ci/run exports CI=true)."""
-    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
-
-
-def _require_browser():
-    """Skip when Chromium or Playwright is missing; in CI, fail instead: CI must run this test."""
-    missing = missing_browser_parts()
-    if not missing:
-        return
-    if in_ci():
-        pytest.fail(f"CI must run the browser test, but these are missing: {', '.join(missing)}")
-    pytest.skip(f"needs {', '.join(missing)}")
 
 
 @contextlib.contextmanager
@@ -105,7 +90,7 @@ def wait_for_output(page, selector: str, what: str, timeout_ms: int):
 def jupyterlab(tmp_path: Path, lesson: Path, env: dict[str, str] | None = None) -> Iterator[str]:
     """JupyterLab serving a copy of `lesson` (it autosaves into the files it opened) in smoke mode,
     with `env` added; stopping it at the end stops the lesson's kernel, however far it got."""
-    _require_browser()
+    require_browser("the browser test")
     work = tmp_path / "work"
     work.mkdir()
     shutil.copy(lesson, work / lesson.name)
@@ -178,14 +163,14 @@ def test_class_picker_draws_the_chosen_class_on_demand(tmp_path):
 @pytest.mark.parametrize("ci", ["", "true", "false"])
 def test_missing_browser_fails_in_ci_and_skips_elsewhere(ci, monkeypatch):
     """CI must never skip the browser test silently; a laptop without Chromium may."""
-    monkeypatch.setitem(globals(), "missing_browser_parts",
+    monkeypatch.setattr(browser, "missing_browser_parts",
                         lambda: ["chromium (apt-get install chromium)"])
     monkeypatch.setenv("CI", ci)
     expected = pytest.fail.Exception if ci == "true" else pytest.skip.Exception
     with pytest.raises(expected, match="chromium"):
-        _require_browser()
-    monkeypatch.setitem(globals(), "missing_browser_parts", lambda: [])
-    _require_browser()  # nothing missing: neither
+        require_browser("the browser test")
+    monkeypatch.setattr(browser, "missing_browser_parts", lambda: [])
+    require_browser("the browser test")  # nothing missing: neither
 
 
 def test_ci_script_sets_ci():

@@ -35,6 +35,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import in_ci
 from tools import colab_runtime
 from tools.colab_runtime import RuntimeUnavailableError
 
@@ -74,11 +75,6 @@ print("PROBE " + json.dumps({
     "run_dir": str(globals().get("RUN_DIR") or ""), "sys_path": sys.path,
     "versions": {n: metadata.version(n) for n in ("ipywidgets", "ipykernel", "torch",
                                                    "numpy")}}))'''
-
-
-def in_ci() -> bool:
-    """True when `CI` is set to anything but empty, 0 or false (.ci/run exports CI=true)."""
-    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
 
 
 def say(capsys, text: str) -> None:

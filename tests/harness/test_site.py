@@ -27,8 +27,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from tests.helpers import require_browser
 from tools import site
-from tools.browser import CHROMIUM, CHROMIUM_ARGS, ROOT, missing_browser_parts
+from tools.browser import CHROMIUM, CHROMIUM_ARGS, ROOT
 
 ARTIFACTS = ROOT / "test-artifacts"
 SCREENSHOTS = ("index", "02_mlp_gan", "04_live_training")
@@ -232,25 +233,10 @@ def test_solution_code_is_folded_and_lesson_links_lead_to_pages():
 
 # ------------------------------------------------------------------------- the browser test
 
-def in_ci() -> bool:
-    """True when `CI` is set to anything but empty, 0 or false (.ci/run exports CI=true)."""
-    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
-
-
-def _require_browser():
-    missing = missing_browser_parts()
-    if not missing:
-        return
-    if in_ci():
-        pytest.fail(f"CI must run the site's browser test, but these are missing: "
-                    f"{', '.join(missing)}")
-    pytest.skip(f"needs {', '.join(missing)}")
-
-
 @pytest.fixture(scope="module")
 def smoke_site(tmp_path_factory):
     """The site built from (cached) smoke-mode executions, served on 127.0.0.1: (url, cards)."""
-    _require_browser()
+    require_browser("the site's browser test")
     tmp = tmp_path_factory.mktemp("site")
     executed = site.SMOKE["executed"]
     start = time.monotonic()
