@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt
 import torch
 from torch import nn
 
-from . import dashboard
+from .display import show_widget
 from .images import grid_png
 from .models import generate
 from .viz import show_grid
@@ -76,7 +76,7 @@ class ClassPicker:
 
     def show(self) -> None:
         """Display the widget in a Jupyter kernel; elsewhere, a static grid of all classes."""
-        dashboard.show_widget(self.build_widget, self.show_static)
+        show_widget(self.build_widget, self.show_static)
 
     def show_static(self) -> None:
         """The static version: one row of samples per class."""

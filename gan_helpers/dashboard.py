@@ -17,88 +17,21 @@ from __future__ import annotations
 import base64
 import html
 import time
-from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
-from typing import Any
+from contextlib import AbstractContextManager
 
 from PIL import Image
 
 from . import config
+from .callbacks import Callback
+from .display import in_kernel, route_to_subshell, ui_poll, widget_bundle
 from .images import grid_image, png_bytes
-from .training import Callback, TrainState
+from .state import TrainState
 
 STOPPED = "stopped with the Stop button"
 """The stop reason the Stop button gives."""
 
 INTERRUPT_NOTE = ("To stop early, interrupt the kernel (■; on Colab: Runtime ▸ Interrupt "
                   "execution): training ends cleanly after the current step.")
-
-
-def _kernel_shell():
-    """The IPython kernel's shell when running in Jupyter, else None."""
-    try:
-        from IPython import get_ipython
-    except ImportError:  # pragma: no cover - IPython comes with ipywidgets
-        return None
-    shell = get_ipython()
-    return shell if shell is not None and getattr(shell, "kernel", None) is not None else None
-
-
-def in_kernel() -> bool:
-    """True inside a Jupyter kernel, where widgets can be shown; False in scripts and tests."""
-    return _kernel_shell() is not None
-
-
-def show_widget(build_widget: Callable[[], Any], static: Callable[[], object], *,
-                static_too: bool = False) -> bool:
-    """Display `build_widget()` inside a Jupyter kernel, where ipywidgets work; elsewhere (a
-    script, a test) call `static()` instead, which draws the static version. With `static_too`, a
-    kernel also displays what `static()` returns, below the widget: what a viewer without a widget
-    front end (a saved notebook, nbconvert) sees. True when the widget was displayed."""
-    if not in_kernel():
-        static()
-        return False
-    from IPython.display import display
-
-    display(build_widget())
-    if static_too:
-        display(static())
-    return True
-
-
-def _ui_poll() -> AbstractContextManager | None:
-    """How widget clicks reach a kernel busy training, or None when they cannot.
-
-    ipykernel 7 (no `do_one_iteration`) serves them on a subshell (see `_route_to_subshell`);
-    older kernels (Colab) need jupyter-ui-poll, an optional extra, to poll for them.
-    """
-    shell = _kernel_shell()
-    if shell is None or not hasattr(shell.kernel, "do_one_iteration"):
-        return nullcontext(None)
-    try:
-        from jupyter_ui_poll import ui_events
-    except ImportError:
-        return None
-    return ui_events()
-
-
-def _route_to_subshell(widget) -> None:
-    """Lets clicks on `widget` reach a busy kernel on ipykernel 7 with JupyterLab 4.4 or newer.
-
-    There the front end sends widget messages on a kernel *subshell*, which runs in its own thread
-    even while a cell runs; but ipykernel routes a comm's incoming messages to the shell that last
-    published on it (the busy main shell). Serve them on the subshell they were sent on instead.
-    """
-    comm = getattr(widget, "comm", None)
-    if comm is not None and hasattr(comm, "_reply_subshell_for"):
-        comm._reply_subshell_for = lambda data, default: default
-
-
-def _widget_bundle(widget, text: str) -> dict[str, Any]:
-    """What displaying `widget` sends (the same in ipywidgets 7 and 8), with `text` for front
-    ends that render no widgets; displayed through a handle, so it can be replaced later."""
-    view = {"version_major": 2, "version_minor": 0, "model_id": widget.model_id}
-    return {"text/plain": text, "application/vnd.jupyter.widget-view+json": view}
 
 
 class Dashboard(Callback):
@@ -145,15 +78,15 @@ class Dashboard(Callback):
         self.status = display(self._status_bundle(state), raw=True, display_id=True)
         self.picture = display({"text/plain": "(the samples and curves appear here)"},
                                raw=True, display_id=True)
-        events = _ui_poll()
+        events = ui_poll()
         button = self._stop_button(state) if events is not None else None
         if button is None:
             self.controls = display({"text/plain": INTERRUPT_NOTE}, raw=True, display_id=True)
             return
         self.stop_button = button
-        self.controls = display(_widget_bundle(button, INTERRUPT_NOTE), raw=True,
+        self.controls = display(widget_bundle(button, INTERRUPT_NOTE), raw=True,
                                 display_id=True)
-        _route_to_subshell(button)
+        route_to_subshell(button)
         self._poll = events.__enter__()
         self._events = events
 

@@ -17,9 +17,9 @@ class _FakeKernelShell:
 @pytest.fixture
 def widgets_mode(monkeypatch):
     """Pretend to run in a Jupyter kernel, so widgets are built (and displayed nowhere)."""
-    from gan_helpers import dashboard
+    from gan_helpers import display
 
-    monkeypatch.setattr(dashboard, "_kernel_shell", lambda: _FakeKernelShell())
+    monkeypatch.setattr(display, "_kernel_shell", lambda: _FakeKernelShell())
     monkeypatch.setattr("IPython.display.display", lambda *a, **k: None)
 
 

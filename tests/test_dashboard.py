@@ -20,7 +20,9 @@ from nbclient import NotebookClient
 from PIL import Image
 
 from gan_helpers import config, dashboard
-from gan_helpers.training import Callback, fit
+from gan_helpers.callbacks import Callback
+from gan_helpers.display import show_widget
+from gan_helpers.training import fit
 from tests.helpers import StopAt, small_gan, tiny_loader
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
@@ -58,7 +60,7 @@ def live(monkeypatch) -> list[Handle]:
         handles.append(Handle(bundle))
         return handles[-1]
 
-    monkeypatch.setattr(dashboard, "_kernel_shell", lambda: Shell())
+    monkeypatch.setattr("gan_helpers.display._kernel_shell", lambda: Shell())
     monkeypatch.setattr("IPython.display.display", display)
     return handles
 
@@ -170,7 +172,7 @@ def test_without_ipywidgets_a_note_says_how_to_stop(live, monkeypatch):
 
 
 def test_old_kernels_poll_for_clicks_with_jupyter_ui_poll_and_work_without_it(live, monkeypatch):
-    monkeypatch.setattr(dashboard, "_kernel_shell", lambda: Shell(old=True))
+    monkeypatch.setattr("gan_helpers.display._kernel_shell", lambda: Shell(old=True))
     monkeypatch.setitem(sys.modules, "jupyter_ui_poll", None)  # not installed: no Stop button
     G, D = small_gan()
     fit(G, D, tiny_loader(), epochs=1, progress=False, callbacks=[dashboard.Dashboard(1e9)])
@@ -223,13 +225,13 @@ def test_a_saved_notebook_keeps_the_final_status_and_picture(tiny_data):
 
 def test_show_widget_draws_the_static_version_outside_a_kernel():
     calls = []
-    assert not dashboard.show_widget(lambda: calls.append("widget"), lambda: calls.append("static"))
+    assert not show_widget(lambda: calls.append("widget"), lambda: calls.append("static"))
     assert calls == ["static"]
 
 
 def test_show_widget_displays_the_widget_in_a_kernel(widgets_mode, monkeypatch):
     shown = []
     monkeypatch.setattr("IPython.display.display", shown.append)
-    assert dashboard.show_widget(lambda: "widget", lambda: "static")
-    assert dashboard.show_widget(lambda: "widget", lambda: "static", static_too=True)
+    assert show_widget(lambda: "widget", lambda: "static")
+    assert show_widget(lambda: "widget", lambda: "static", static_too=True)
     assert shown == ["widget", "widget", "static"]

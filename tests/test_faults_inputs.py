@@ -19,7 +19,7 @@ import torch
 from PIL import Image
 from torchvision import datasets
 
-from gan_helpers import checks, config, data, latent, metrics, models
+from gan_helpers import checks, config, data, latent, latent_views, metrics, models
 from gan_helpers.__main__ import main
 from gan_helpers.classifier import Classifier
 from gan_helpers.errors import DeviceUnavailableError, UsageError, UsageTypeError
@@ -407,9 +407,9 @@ def test_the_evaluator_names_a_wrong_argument(call, error, message):
     (lambda G: latent.sample_prior(10, 16, seed=2**40), UsageError, "seed is 1099511627776"),
     (lambda G: latent.sample_prior(10, "16"), UsageTypeError, "latent_dim must be a whole"),
     (lambda G: latent.walk(torch.ones(16), 4), UsageError, "keypoints has shape (16,)"),
-    (lambda G: latent.Explorer(G, torch.ones(16), {"up": torch.ones(8)}), UsageError,
+    (lambda G: latent_views.Explorer(G, torch.ones(16), {"up": torch.ones(8)}), UsageError,
      "direction 'up' has 8 numbers, but z has 16"),
-    (lambda G: latent.Explorer(G, torch.ones(16), {"up": torch.ones(16)}, span=float("inf")),
+    (lambda G: latent_views.Explorer(G, torch.ones(16), {"up": torch.ones(16)}, span=float("inf")),
      UsageError, "span is inf, but it is not a finite number"),
     (lambda G: models.generate(G, torch.ones(3, 100)), UsageError,
      "z has 100 numbers per vector (shape (3, 100)), but the generator takes 16"),

@@ -1,5 +1,6 @@
 """The latent-space helpers of lesson 07: interpolation, loading a trained generator, class
-means and transfers, and the explorer's widget and static fallback."""
+means and transfers (`latent`), and the pictures, the explorer's widget and its static fallback
+(`latent_views`)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import matplotlib.pyplot as plt
 import pytest
 import torch
 
-from gan_helpers import config, latent, models
+from gan_helpers import config, latent, latent_views, models
 from gan_helpers.checkpoints import CHECKPOINT_FORMAT, CheckpointError, save_checkpoint
 from gan_helpers.training import fit
 from tests.helpers import FakeEvaluator, StopAt, tiny_loader
@@ -131,9 +132,9 @@ def test_interpolate_returns_one_strip_per_pair_ending_at_the_two_samples(full_s
         torch.testing.assert_close(strips[:, 0], G(z0), atol=1e-5, rtol=0)
         torch.testing.assert_close(strips[:, -1], G(z1), atol=1e-4, rtol=0)
     assert latent.interpolate(G, z0[0], z1[0], 4, "lerp").shape == (4, 1, 28, 28)
-    img = latent.strip_image(strips, scale=2)
+    img = latent_views.strip_image(strips, scale=2)
     assert img.size == (2 * (6 * 30 + 2), 2 * (3 * 30 + 2))
-    frames = latent.gif_frames(G, latent.walk(torch.randn(2, 4, 16), steps=3), nrow=2)
+    frames = latent_views.gif_frames(G, latent.walk(torch.randn(2, 4, 16), steps=3), nrow=2)
     assert len(frames) == 6 and frames[0].size == (62, 62)
 
 
@@ -267,7 +268,7 @@ def test_scores_along_scores_evenly_spaced_points_of_the_path(full_size):
     assert scores[0.5].confidence == pytest.approx(0.2)  # images are z / 10, halfway from 1 to 3
     again = latent.scores_along(G, FakeEvaluator(), z0, z1, [0.0, 1.0], "slerp")
     assert list(again) == [0.0, 1.0] and again[1.0].confidence == pytest.approx(0.3)
-    fig = latent.plot_scores_along({"lerp": scores, "slerp": again})
+    fig = latent_views.plot_scores_along({"lerp": scores, "slerp": again})
     assert [len(line.get_xdata()) for line in fig.axes[0].lines] == [5, 2]
     plt.close(fig)
 
@@ -304,8 +305,8 @@ def test_principal_directions_find_the_direction_of_most_spread():
 
 def test_explorer_shows_a_static_grid_without_a_kernel():
     G = tiny_generator()
-    explorer = latent.Explorer(G, torch.randn(16), {"a": torch.randn(16), "b": torch.randn(16)},
-                               span=1.5, steps=5)
+    explorer = latent_views.Explorer(G, torch.randn(16), {"a": torch.randn(16),
+                                                        "b": torch.randn(16)}, span=1.5, steps=5)
     img = explorer.static_image()
     assert img.size == (5 * 30 + 2, 2 * 30 + 2)
     grid = explorer.grid()
@@ -319,7 +320,7 @@ def test_explorer_shows_a_static_grid_without_a_kernel():
 def test_explorer_sliders_redraw_the_image(widgets_mode):
     G = tiny_generator()
     direction = torch.randn(16) * 3
-    explorer = latent.Explorer(G, torch.randn(16), {"a": direction}, evaluator=None)
+    explorer = latent_views.Explorer(G, torch.randn(16), {"a": direction}, evaluator=None)
     explorer.show()
     assert explorer.mode == "widgets" and explorer.widget is not None
     before = bytes(explorer.picture.value)
@@ -336,7 +337,7 @@ def test_explorer_displays_its_static_grid_as_a_png_below_the_widget(widgets_mod
     registered no formatter (IPython 7 with ipykernel 6, Colab-like runtimes)."""
     shown = []
     monkeypatch.setattr("IPython.display.display", lambda *objs, **_: shown.extend(objs))
-    explorer = latent.Explorer(tiny_generator(), torch.randn(16), {"a": torch.randn(16)})
+    explorer = latent_views.Explorer(tiny_generator(), torch.randn(16), {"a": torch.randn(16)})
     explorer.show()
     assert len(shown) == 2 and shown[0] is explorer.widget
     assert shown[1].format == "png" and shown[1].data[:4] == b"\x89PNG"
