@@ -211,7 +211,7 @@ def _note_older_best(ckpt: dict) -> None:
               "--checkpoint last to use that one.", file=sys.stderr)
 
 
-def _weights(ckpt: dict) -> str:
+def _weights_label(ckpt: dict) -> str:
     """Which weights were loaded, for the messages: ', moving average' or nothing."""
     return ", moving average" if ckpt["averaged"] else ""
 
@@ -283,7 +283,7 @@ def sample(args: argparse.Namespace) -> int:
     else:
         grid = enlarge(grid_image(images, nrow=classes or 8), 2)
         _write(out, lambda tmp: grid.save(tmp, format="PNG"))
-    print(f"{args.n} samples from {ckpt['path']} (step {ckpt['step']:,}{_weights(ckpt)}) -> "
+    print(f"{args.n} samples from {ckpt['path']} (step {ckpt['step']:,}{_weights_label(ckpt)}) -> "
           f"{out}")
     return 0
 
@@ -306,7 +306,7 @@ def evaluate(args: argparse.Namespace) -> int:
               "the standard here), and compare only figures of the same --n.", file=sys.stderr)
     evaluator = Evaluator(dataset=ckpt["run"]["dataset"], device=args.device)
     scores = evaluator.score_generator(G, n=args.n, seed=args.seed)
-    rows = {f"{Path(ckpt['path']).name} (step {ckpt['step']:,}{_weights(ckpt)})": scores,
+    rows = {f"{Path(ckpt['path']).name} (step {ckpt['step']:,}{_weights_label(ckpt)})": scores,
             **evaluator.references(n=args.n, seed=args.seed)}
     print(f"{ckpt['run']['dataset']}, {scores.n:,} generated images from {ckpt['path']} against "
           "the test split:")

@@ -35,6 +35,8 @@ from .errors import UsageError
 T = TypeVar("T")
 
 DATASETS = ("mnist", "fashion-mnist")
+"""The datasets the lessons train on, by the names every setting uses (`data.DATASET_INFO` says
+what each one is)."""
 
 _REPO_ROOT = Path(__file__).resolve().parent.parent
 

@@ -27,6 +27,7 @@ from torchvision import datasets, transforms
 
 from . import checks, config
 from .errors import GanHelpersError, UsageError, UsageTypeError
+from .images import MEAN, STD, denormalize  # noqa: F401 - denormalize: lesson 01's
 
 RAW_FILES = (
     "train-images-idx3-ubyte",
@@ -54,7 +55,7 @@ class DatasetInfo:
 DEFAULT_BATCH_SIZE = 128
 """The batch size of the DCGAN paper, the loaders' default (the tuned recipe uses 64)."""
 
-DATASETS: dict[str, DatasetInfo] = {
+DATASET_INFO: dict[str, DatasetInfo] = {
     "mnist": DatasetInfo(
         "mnist", datasets.MNIST, "MNIST", tuple(str(d) for d in range(10))
     ),
@@ -66,6 +67,8 @@ DATASETS: dict[str, DatasetInfo] = {
          "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
     ),
 }
+"""What each of `config.DATASETS` (the names, listed there once) is and where it comes from."""
+assert tuple(DATASET_INFO) == config.DATASETS
 
 
 class DatasetUnavailableError(GanHelpersError, RuntimeError):
@@ -84,7 +87,7 @@ class DatasetMismatchError(DatasetCorruptError):
 
 def dataset_info(name: str | None = None) -> DatasetInfo:
     """The `DatasetInfo` for `name` (default: the configured dataset, see `config`)."""
-    return DATASETS[config.dataset_name(name)]
+    return DATASET_INFO[config.dataset_name(name)]
 
 
 def system_dirs(name: str) -> list[Path]:
@@ -210,7 +213,7 @@ def _md5(path: Path) -> str:
 def _other_dataset(info: DatasetInfo, stem: str, digest: str, gz_digest: str | None
                    ) -> DatasetInfo | None:
     """The other dataset whose file `stem` has these contents (or whose `.gz` this is)."""
-    for other in DATASETS.values():
+    for other in DATASET_INFO.values():
         if other is info:
             continue
         if digest == KNOWN_MD5[other.name].get(stem):
@@ -485,10 +488,6 @@ def load_tensors(
 
 # ----------------------------------------------------------------------------- normalisation
 
-MEAN, STD = 0.5, 0.5
-"""`Normalize(MEAN, STD)` maps [0, 1] to [-1, 1], the range of the generator's tanh output."""
-
-
 def classic_transform() -> transforms.Compose:
     """The per-image transform of the classic tutorials: `ToTensor()` then `Normalize`."""
     return transforms.Compose([transforms.ToTensor(), transforms.Normalize((MEAN,), (STD,))])
@@ -497,11 +496,6 @@ def classic_transform() -> transforms.Compose:
 def normalize(images: torch.Tensor) -> torch.Tensor:
     """uint8 pixels in [0, 255] to floats in [-1, 1] (the same values as `classic_transform`)."""
     return images.float().div_(255).sub_(MEAN).div_(STD)
-
-
-def denormalize(images: torch.Tensor) -> torch.Tensor:
-    """Floats in [-1, 1] back to [0, 1] for display (clamped)."""
-    return images.mul(STD).add(MEAN).clamp_(0, 1)
 
 
 # ----------------------------------------------------------------------------- loaders
@@ -619,7 +613,7 @@ def dataset_of(loader: object) -> str | None:
     ds = getattr(loader, "dataset", None)
     while isinstance(ds, torch.utils.data.Subset):
         ds = ds.dataset
-    return next((info.name for info in DATASETS.values() if type(ds) is info.torchvision_class),
+    return next((info.name for info in DATASET_INFO.values() if type(ds) is info.torchvision_class),
                 None)
 
 

@@ -149,7 +149,7 @@ class SpeedOptions:
     def use_fused_adam(self, device: torch.device) -> bool | None:
         return (device.type == "cuda" or None) if self.fused_adam is None else self.fused_adam
 
-    def prepare(self, G: nn.Module, D: nn.Module,
+    def apply(self, G: nn.Module, D: nn.Module,
                 device: torch.device) -> tuple[nn.Module, nn.Module]:
         """Apply the options to the networks; return the modules the step should call."""
         if (device.type == "cuda" and self.cudnn_benchmark is not False
@@ -198,6 +198,10 @@ class FitOptions:
     speed: SpeedOptions = field(default_factory=SpeedOptions)
     sync_every: int | None = None
     step_fn: Callable[..., torch.Tensor] = train_step
+
+    def __post_init__(self) -> None:  # None: the defaults
+        object.__setattr__(self, "speed", self.speed or SpeedOptions())
+        object.__setattr__(self, "settings", self.settings or {})
 
 
 def fit(
@@ -275,7 +279,7 @@ def _train(state: TrainState, options: FitOptions) -> History:
     """The steps, from `state.step` to `state.total_steps`, with the callbacks' hooks; Ctrl-C
     and SIGTERM ask for a stop after the current step (a second one interrupts at once)."""
     speed, device, stats = options.speed, state.device, state.stats
-    step_G, step_D = speed.prepare(state.G, state.D, device)
+    step_G, step_D = speed.apply(state.G, state.D, device)
     steps_begun = False
 
     def on_signal(signum: int) -> None:
@@ -286,7 +290,7 @@ def _train(state: TrainState, options: FitOptions) -> History:
 
     with interrupts.caught(on_signal):
         try:
-            _call(state, "on_fit_start")  # an interrupt here ends at once: no step is lost
+            _run_hook(state, "on_fit_start")  # an interrupt here ends at once: no step is lost
             steps_begun = True
             while not state.stop_requested and state.step < state.total_steps:
                 state.epoch, start = divmod(state.step, state.steps_per_epoch)
@@ -303,15 +307,15 @@ def _train(state: TrainState, options: FitOptions) -> History:
                     state.step, state.in_step = state.step + 1, False
                     stats.step_done(state.step, len(real))
                     state.images_per_sec = stats.images_per_sec
-                    _call(state, "on_step_end")
+                    _run_hook(state, "on_step_end")
                     if state.stop_requested or state.step >= state.total_steps:
                         break
                 stats.flush(state.step)
                 if state.step % state.steps_per_epoch == 0:
-                    _call(state, "on_epoch_end")
-        except (Exception, KeyboardInterrupt) as err:  # noqa: BLE001 - raised in _finish
-            _failed(state, err)
-        return _finish(state)
+                    _run_hook(state, "on_epoch_end")
+        except (Exception, KeyboardInterrupt) as err:  # noqa: BLE001 - raised in _end_run
+            _record_failure(state, err)
+        return _end_run(state)
 
 
 _SIGNAL_STOPS = {signum: Stop.INTERRUPTED if "interrupted" in text else Stop.TERMINATED
@@ -431,12 +435,12 @@ def _batches(loader: Iterable, epoch: int, start: int) -> Iterator:
     return islice(iter(loader), start, None)
 
 
-def _call(state: TrainState, hook: str) -> None:
+def _run_hook(state: TrainState, hook: str) -> None:
     for cb in state.callbacks:
         getattr(cb, hook)(state)
 
 
-def _failed(state: TrainState, err: BaseException) -> None:
+def _record_failure(state: TrainState, err: BaseException) -> None:
     """Record why training ended and tell the callbacks (`on_exception`)."""
     if isinstance(err, KeyboardInterrupt):  # a second signal: keep what the first one said
         if state.stop is None:
@@ -454,14 +458,14 @@ def _failed(state: TrainState, err: BaseException) -> None:
             pass
 
 
-def _finish(state: TrainState) -> History:
+def _end_run(state: TrainState) -> History:
     """Read back the last statistics, call every callback's `on_fit_end` (even if one fails:
     the checkpoint must be written; the checkpointer first, so the others can report the final
     checkpoint), then return the history or raise what ended training."""
     try:
         state.stats.flush(state.step)
     except Exception as err:  # noqa: BLE001 - a NaN found now, or the device failing
-        _failed(state, err)
+        _record_failure(state, err)
     if state.stop is None:
         state.ended(Stop.FINISHED, "finished")
     checkpointers_first = sorted(state.callbacks, key=lambda cb: not isinstance(cb, Checkpointer))

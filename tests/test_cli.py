@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
@@ -12,10 +11,11 @@ import torch
 from PIL import Image
 from torchvision import datasets
 
-from gan_helpers.__main__ import _preset, main
+from gan_helpers.__main__ import main
 from gan_helpers.checkpoints import load_checkpoint, load_generator
 from gan_helpers.models import generate
-from gan_helpers.recipes import Recipe
+from gan_helpers.recipes import PRESETS, Recipe
+from gan_helpers.run_config import default_recipe
 from gan_helpers.training import native_bf16
 
 
@@ -77,9 +77,8 @@ def test_the_dcgan_trains_the_tuned_recipe_on_a_cpu_unless_told_otherwise(tiny_d
     # The tuned recipe was measured for the DCGAN on a CPU: elsewhere the paper's is the default.
     for model, loss, device in (("mlp", "bce", "cpu"), ("dcgan", "hinge", "cpu"),
                                 ("dcgan", "bce", "meta")):
-        args = argparse.Namespace(recipe=None, model=model, loss=loss, device=torch.device(device))
-        assert _preset(argparse.ArgumentParser(), args) == (Recipe(), 128, None)
-        assert args.recipe == "paper"
+        assert default_recipe(model, loss, torch.device(device)) == "paper"
+    assert PRESETS["paper"] == (Recipe(), 128, None)
     with pytest.raises(SystemExit) as exit_:
         main(["train", "--model", "mlp", "--recipe", "tuned", "--out", str(tmp_path / "m")])
     assert exit_.value.code == 2

@@ -73,9 +73,9 @@ def test_cudnn_autotuning_on_cuda_unless_deterministic_or_refused(monkeypatch, d
     monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
     monkeypatch.setattr(torch, "are_deterministic_algorithms_enabled", lambda: deterministic)
     G, D = small_gan("dcgan")
-    SpeedOptions(cudnn_benchmark=asked).prepare(G, D, CUDA)
+    SpeedOptions(cudnn_benchmark=asked).apply(G, D, CUDA)
     assert torch.backends.cudnn.benchmark is expected
-    SpeedOptions().prepare(G, D, torch.device("cpu"))  # never on the CPU
+    SpeedOptions().apply(G, D, torch.device("cpu"))  # never on the CPU
     assert torch.backends.cudnn.benchmark is expected
 
 

@@ -213,8 +213,8 @@ def test_a_damaged_history_does_not_turn_a_refusal_into_a_traceback(trained):
     result = cli("train", *BASE, "--epochs", "2", "--out", str(trained), "--resume",
                  "--seed", "3")
     assert result.returncode == 2 and "seed was 0, now 3" in result.stderr, result.stderr
-    assert "Traceback" not in result.stderr and "history.json cannot be read" in result.stderr
-    assert snapshot(trained) == before
+    assert "Traceback" not in result.stderr  # nothing reads history.json: the run's own
+    assert snapshot(trained) == before     # history, in memory, is what losses.png is drawn from
 
 
 def test_plots_take_histories_with_missing_values(tmp_path):

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from gan_helpers import config
-from gan_helpers.training import fit, train_step
+from gan_helpers.training import FitOptions, fit, train_step
 from tests.helpers import small_gan, tiny_loader
 from tools.notebooks import definitions, source
 
@@ -74,7 +74,7 @@ def both_ways(kind: str, epochs: int = 2, seed: int = 0, grids_dir: Path | None 
     config.seed_everything(seed)
     ours = ns["train"](G1, D1, ns["opt_g"], ns["opt_d"], loader, epochs, grids_dir=grids_dir)
     theirs = fit(G2, D2, loader, epochs, opt_g=ns["adam"](G2), opt_d=ns["adam"](D2), seed=0,
-                 progress=False, step_fn=train_step)
+                 progress=False, options=FitOptions(step_fn=train_step))
     return ours, theirs, (G1, G2), ns["display"]
 
 

@@ -459,9 +459,9 @@ def is_solution(cell) -> bool:
 
 def describe(stamp: dict) -> str:
     """Which dataset and device produced the outputs, and when, in words."""
-    from gan_helpers.data import DATASETS
+    from gan_helpers.data import DATASET_INFO
 
-    info = DATASETS.get(stamp["dataset"])
+    info = DATASET_INFO.get(stamp["dataset"])
     dataset = info.title if info else stamp["dataset"]
     took = f", in {stamp['seconds'] / 60:.1f} minutes" if stamp.get("seconds") else ""
     mode = (" in smoke mode (tiny step counts: a test build, not what a full run shows)"
@@ -518,10 +518,10 @@ def home_page(cards: list[dict]) -> str:
     import markdown  # Python-Markdown, which MkDocs uses
     intro = (ASSETS / "intro.md").read_text()
     stamps = [c["stamp"] for c in cards]
-    from gan_helpers.data import DATASETS
+    from gan_helpers.data import DATASET_INFO
 
-    datasets = sorted({DATASETS[s["dataset"]].title if s["dataset"] in DATASETS else s["dataset"]
-                       for s in stamps})
+    datasets = sorted({DATASET_INFO[s["dataset"]].title if s["dataset"] in DATASET_INFO
+                       else s["dataset"] for s in stamps})
     devices = sorted({s["device"] for s in stamps})
     smoke = [s["smoke"] for s in stamps]
     mode = ("smoke-mode (test) " if all(smoke) else "full " if not any(smoke)
