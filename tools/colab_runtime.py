@@ -395,8 +395,8 @@ def execute(path: Path, runtime: Runtime, env: dict[str, str], timeout: int = 90
                             resources={"metadata": {"path": str(path.parent)}})
     start = time.perf_counter()
     error = None
-    try:
-        client.execute(env=env)
+    try:  # cleanup_kc: shut the kernel down afterwards (nbclient keeps a kernel it was given)
+        client.execute(env=env, cleanup_kc=True)
     except Exception as err:  # noqa: BLE001 - reported with the failed cell by the caller
         error = err
     seconds = time.perf_counter() - start
