@@ -3,6 +3,7 @@ networks, a small loader, `StopAt`, `cli`, `FakeEvaluator`) are in tests/helpers
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -34,10 +35,23 @@ def tiny_data(tmp_path, monkeypatch) -> dict:
     return {"root": root, **arrays}
 
 
-@pytest.fixture
-def trained(tiny_data, tmp_path) -> Path:
-    """A run folder with one finished epoch (8 steps) of the MLP GAN, from the command line."""
-    out = tmp_path / "run"
-    result = cli("train", *BASE, "--epochs", "1", "--out", str(out))
+@pytest.fixture(scope="session")
+def trained_once(tmp_path_factory) -> Path:
+    """The run `trained` copies: trained once a session, from the command line, on the data
+    `tiny_data` writes (the same images, in a folder of its own)."""
+    base = tmp_path_factory.mktemp("trained-once")
+    write_dataset(base / "data" / "FashionMNIST" / "raw")
+    result = cli("train", *BASE, "--epochs", "1", "--out", str(base / "run"),
+                 env={"GAN_DATA_DIR": str(base / "data"), "GAN_DATASET": "fashion-mnist",
+                      "GAN_SYSTEM_DATASETS": str(base / "no-system-copy")})
     assert result.returncode == 0, result.stderr
+    return base / "run"
+
+
+@pytest.fixture
+def trained(tiny_data, tmp_path, trained_once) -> Path:
+    """A run folder with one finished epoch (8 steps) of the MLP GAN, from the command line: a
+    copy of `trained_once` (the run records no path), the test's own to change."""
+    out = tmp_path / "run"
+    shutil.copytree(trained_once, out)
     return out

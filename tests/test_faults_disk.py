@@ -13,6 +13,7 @@ import errno
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -53,11 +54,20 @@ def quick_fit(run_dir: Path, kind: str = "mlp", **kwargs):
     return fit(G, D, tiny_loader(), run_dir=run_dir, progress=False, **kwargs)
 
 
-@pytest.fixture
-def saved(tmp_path) -> Path:
-    """A run folder with one finished epoch (8 steps) of the small MLP GAN, from `fit`."""
-    run = tmp_path / "run"
+@pytest.fixture(scope="module")
+def saved_once(tmp_path_factory) -> Path:
+    """The run `saved` copies, fitted once for this module."""
+    run = tmp_path_factory.mktemp("saved-once") / "run"
     quick_fit(run)
+    return run
+
+
+@pytest.fixture
+def saved(tmp_path, saved_once) -> Path:
+    """A run folder with one finished epoch (8 steps) of the small MLP GAN, from `fit`: a copy
+    of `saved_once` (the run records no path), the test's own to change."""
+    run = tmp_path / "run"
+    shutil.copytree(saved_once, run)
     return run
 
 
