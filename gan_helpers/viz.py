@@ -204,3 +204,62 @@ def show_images(paths: Sequence[str | os.PathLike[str]], titles: Sequence[str] |
         ax.set_title(titles[i] if titles else Path(path).stem.replace("_", " "))
     fig.tight_layout()
     return fig
+
+
+def plot_gan_game() -> plt.Figure:
+    """Draw one step of the GAN game: noise z -> G -> fakes; real images and fakes -> D -> the
+    two losses (solid arrows: the forward pass); and which loss updates which network (dashed:
+    D's loss updates D alone, the fakes detached; G's loss flows back through D, frozen, into G).
+    Returns the figure."""
+    from matplotlib.patches import FancyBboxPatch
+
+    ink, d_colour, g_colour = "#333333", "#c0392b", "#1f5fa8"
+    fig, ax = plt.subplots(figsize=(11, 4.6))
+    ax.set(xlim=(0, 11), ylim=(0.55, 5.15), aspect="equal")
+    ax.set_axis_off()
+
+    def box(x, y, text, face, edge=ink, width=1.5, bold=False):
+        ax.add_patch(FancyBboxPatch((x - width / 2, y - 0.4), width, 0.8,
+                                    boxstyle="round,pad=0.06", facecolor=face, edgecolor=edge,
+                                    linewidth=1.6))
+        ax.text(x, y, text, ha="center", va="center", fontsize=11, color=ink,
+                fontweight="bold" if bold else "normal")
+
+    def arrow(points, colour=ink, dashed=False):
+        style = dict(color=colour, linewidth=1.8, linestyle=(0, (5, 3)) if dashed else "-")
+        for start, end in zip(points[:-2], points[1:-1]):
+            ax.plot(*zip(start, end), **style)
+        ax.annotate("", xy=points[-1], xytext=points[-2], arrowprops=dict(
+            arrowstyle="-|>", mutation_scale=18, shrinkA=0, shrinkB=0, **style))
+
+    def note(x, y, text, colour, va, size=10):
+        ax.text(x, y, text, color=colour, fontsize=size, ha="center", va=va)
+
+    box(1.0, 2.6, "noise z\n~ N(0, I)", "#eeeeee")
+    box(3.2, 2.6, "G\ngenerator", "#dbe7f5", g_colour, bold=True)
+    box(5.4, 2.6, "fake images\nG(z)", "#eeeeee")
+    box(5.4, 4.0, "real images\nx", "#eeeeee")
+    box(7.6, 3.3, "D\ndiscriminator", "#f6dcd8", d_colour, bold=True)
+    box(9.9, 4.0, "D's loss\nreal → 1, fake → 0", "#fbefed", d_colour, width=1.7)
+    box(9.9, 2.6, "G's loss\nfake → 1", "#edf3fa", g_colour, width=1.7)
+    arrow([(1.81, 2.6), (2.39, 2.6)])                             # z -> G
+    arrow([(4.01, 2.6), (4.59, 2.6)])                             # G -> fakes
+    arrow([(6.21, 4.0), (6.5, 4.0), (6.5, 3.45), (6.79, 3.45)])   # real -> D
+    arrow([(6.21, 2.6), (6.5, 2.6), (6.5, 3.15), (6.79, 3.15)])   # fakes -> D
+    arrow([(8.41, 3.45), (8.7, 3.45), (8.7, 4.0), (8.99, 4.0)])   # D -> D's loss
+    arrow([(8.41, 3.15), (8.7, 3.15), (8.7, 2.6), (8.99, 2.6)])   # D -> G's loss
+    # D's loss goes back into D alone; G's loss through D, which does not step, into G.
+    arrow([(9.9, 4.46), (9.9, 4.85), (7.6, 4.85), (7.6, 3.76)], d_colour, dashed=True)
+    note(8.75, 4.93, "D's loss updates D only (opt_d): the fakes reach it detached",
+         d_colour, "bottom")
+    arrow([(9.9, 2.14), (9.9, 1.45), (3.2, 1.45), (3.2, 2.14)], g_colour, dashed=True)
+    note(6.55, 1.35, "G's loss updates G only (opt_g): it flows back through D and the fakes",
+         g_colour, "top")
+    note(7.6, 2.7, "frozen for G's loss:\nopt_d does not step", g_colour, "top", 9)
+    ax.plot([], [], color=ink, linewidth=1.8, label="forward pass")
+    ax.plot([], [], color="#777777", linewidth=1.8, linestyle=(0, (5, 3)),
+            label="a loss's gradient, back to the network it updates")
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, -0.02), frameon=False, fontsize=10,
+              ncols=2)
+    fig.tight_layout()
+    return fig
