@@ -15,7 +15,8 @@ matplotlib plots), `display` (a widget where widgets render, a static picture el
 (the evaluation classifier, trained once and cached), `evaluation` (scoring images and
 generators, and the callbacks that score, keep the best and stop early), `conditional` (sampling a
 conditional GAN), `latent` and `latent_views` (the latent space: its maths; its pictures and
-explorer), `toy` (the 1-D GAN of lesson 00) and `__main__` (the command line).
+explorer), `toy` (the 1-D GAN of lesson 00), `exercises` (lesson 02's check of
+the learner's own training step) and `__main__` (the command line).
 """
 
 try:
