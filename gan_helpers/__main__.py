@@ -137,18 +137,13 @@ def train(cfg: RunConfig, argv: list[str]) -> int:
         callbacks += quality_callbacks(every=cfg.eval_every, n=cfg.eval_samples,
                                        patience=cfg.early_stop)
     speed = SpeedOptions(amp=cfg.amp, compile=cfg.compile, channels_last=cfg.channels_last)
-    ema = cfg.recipe.ema
-    average = "" if ema is None else f", moving average of G's weights (decay {ema:g})"
-    bf16 = ", bf16 autocast" if speed.uses_bf16(cfg.device) else ""
-    print(f"Training {cfg.recipe.model} (recipe {cfg.recipe_name}) on {cfg.dataset} "
-          f"({len(loader.images):,} images, batches of {cfg.batch_size}, {len(loader)} steps per "
-          f"epoch{average}) on {cfg.device}{bf16} -> {cfg.out}")
+    _announce(cfg, loader, speed)
     start = time.perf_counter()
     # --overwrite: fit deletes the old run only when the new one writes its first file
     history = fit(parts.G, parts.D, loader, epochs=cfg.epochs, objective=parts.objective,
                   opt_g=parts.opt_g, opt_d=parts.opt_d, device=cfg.device, run_dir=cfg.out,
                   seed=cfg.seed, resume=cfg.resume, overwrite=cfg.overwrite,
-                  max_steps=cfg.max_steps, callbacks=callbacks, ema=ema,
+                  max_steps=cfg.max_steps, callbacks=callbacks, ema=cfg.recipe.ema,
                   options=FitOptions(lr_schedule=cfg.lr_schedule, settings=cfg.settings(),
                                      speed=speed, sync_every=cfg.sync_every))
     final = f" Final grid: {history.final_grid}" if history.final_grid else ""
@@ -163,6 +158,16 @@ def train(cfg: RunConfig, argv: list[str]) -> int:
             print(f"The checkpoint of step {history.checkpoint_step} is saved. To continue: "
                   f"python -m gan_helpers {' '.join(_resume_args(argv))}", file=sys.stderr)
     return status
+
+
+def _announce(cfg: RunConfig, loader, speed: SpeedOptions) -> None:
+    """One line: what trains, on what, where to."""
+    ema = cfg.recipe.ema
+    average = "" if ema is None else f", moving average of G's weights (decay {ema:g})"
+    bf16 = ", bf16 autocast" if speed.uses_bf16(cfg.device) else ""
+    print(f"Training {cfg.recipe.model} (recipe {cfg.recipe_name}) on {cfg.dataset} "
+          f"({len(loader.images):,} images, batches of {cfg.batch_size}, {len(loader)} steps per "
+          f"epoch{average}) on {cfg.device}{bf16} -> {cfg.out}")
 
 
 EXIT_STATUS = {Stop.INTERRUPTED: 130, Stop.TERMINATED: 143}

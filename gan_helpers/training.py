@@ -347,25 +347,33 @@ def _new_state(G: nn.Module, D: nn.Module, loader: Iterable, objective: Objectiv
                                                                     epochs * steps_per_epoch)
     if seed is not None:
         seed_everything(seed)
-    num_classes = getattr(G, "num_classes", None)  # a conditional GAN
-    n_fixed = 8 * num_classes if num_classes else 64
-    fixed_noise = torch.randn(n_fixed, getattr(G, "latent_dim", 100), generator=torch.Generator(
-        ).manual_seed(1234 if seed is None else seed + 1234)).to(device)
-    fixed_labels = ((torch.arange(n_fixed) // 8) % num_classes).to(device) if num_classes else None
+    fixed_noise, fixed_labels = _fixed_batch(G, seed, device)
+    settings = {"seed": seed, "batch_size": getattr(loader, "batch_size", None),
+                "steps_per_epoch": steps_per_epoch, "lr_schedule": options.lr_schedule,
+                # the schedule spans the whole run: another length is another run
+                "lr_schedule_steps": total if options.lr_schedule else None,
+                "ema": ema,  # another decay averages differently: another run
+                **_optimizer_settings(opt_g, opt_d), **options.settings}
     record = {"dataset": dataset_of(loader), "G": describe(G), "D": describe(D),
-              "objective": repr(objective),
-              "settings": {"seed": seed, "batch_size": getattr(loader, "batch_size", None),
-                           "steps_per_epoch": steps_per_epoch, "lr_schedule": options.lr_schedule,
-                           # the schedule spans the whole run: another length is another run
-                           "lr_schedule_steps": total if options.lr_schedule else None,
-                           "ema": ema,  # another decay averages differently: another run
-                           **_optimizer_settings(opt_g, opt_d), **options.settings}}
+              "objective": repr(objective), "settings": settings}
     state = TrainState(G, D, opt_g, opt_d, objective, loader, device, fixed_noise, total,
                        steps_per_epoch, record, run_dir=Path(run_dir) if run_dir else None,
                        schedulers=_schedulers(options.lr_schedule, (opt_g, opt_d), total),
                        fixed_labels=fixed_labels)
     state.history.update({k: [] for k in STATS})
     return state
+
+
+def _fixed_batch(G: nn.Module, seed: int | None,
+                 device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """The noise (and a conditional GAN's labels: one class per row of 8) of the grids, the same
+    every epoch: seeded apart from training, so a resumed run draws the same grid."""
+    num_classes = getattr(G, "num_classes", None)  # a conditional GAN
+    n_fixed = 8 * num_classes if num_classes else 64
+    fixed_noise = torch.randn(n_fixed, getattr(G, "latent_dim", 100), generator=torch.Generator(
+        ).manual_seed(1234 if seed is None else seed + 1234)).to(device)
+    fixed_labels = ((torch.arange(n_fixed) // 8) % num_classes).to(device) if num_classes else None
+    return fixed_noise, fixed_labels
 
 
 def _optimizer_settings(opt_g: torch.optim.Optimizer,
