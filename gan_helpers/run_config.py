@@ -22,7 +22,7 @@ from . import checks, config
 from .errors import UsageError
 from .models import CONDITIONAL, MODELS
 from .objectives import OBJECTIVES
-from .recipes import PRESETS, Recipe
+from .recipes import PRESETS, Recipe, default_name
 
 TRAIN_IMAGES = 60_000
 """The size of the training split of MNIST and of Fashion-MNIST."""
@@ -123,13 +123,6 @@ def add_recipe_flags(t: argparse.ArgumentParser) -> None:
 # ----------------------------------------------------------------------------- the result
 
 
-def default_recipe(model: str, loss: str, device: torch.device) -> str:
-    """The preset whose values fill in the options not given when --recipe is left out: the
-    tuned one where it was measured best (the DCGAN, non-saturating loss, on a CPU), else the
-    paper's."""
-    return "tuned" if model == "dcgan" and loss == "bce" and device.type == "cpu" else "paper"
-
-
 @dataclass(frozen=True)
 class RunConfig:
     """Everything one `train` command runs with, every default filled in."""
@@ -165,7 +158,7 @@ class RunConfig:
                              "pick one")
         dataset = config.dataset_name(args.dataset)  # the one place it is resolved
         chosen_device = config.check_environment(device=args.device, check_dataset=False)
-        name = args.recipe or default_recipe(args.model, args.loss, chosen_device)
+        name = args.recipe or default_name(args.model, args.loss, chosen_device)
         if name == "tuned" and args.model != "dcgan":
             raise UsageError(f"--recipe tuned is the dcgan model's; for --model {args.model} "
                              "leave --recipe out (or use paper)")

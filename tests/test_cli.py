@@ -11,11 +11,11 @@ import torch
 from PIL import Image
 from torchvision import datasets
 
+from gan_helpers import recipes
 from gan_helpers.__main__ import main
 from gan_helpers.checkpoints import load_checkpoint, load_generator
 from gan_helpers.models import generate
-from gan_helpers.recipes import PRESETS, Recipe
-from gan_helpers.run_config import default_recipe
+from gan_helpers.recipes import PRESETS, Recipe, default_name
 from gan_helpers.training import native_bf16
 
 
@@ -77,8 +77,12 @@ def test_the_dcgan_trains_the_tuned_recipe_on_a_cpu_unless_told_otherwise(tiny_d
     # The tuned recipe was measured for the DCGAN on a CPU: elsewhere the paper's is the default.
     for model, loss, device in (("mlp", "bce", "cpu"), ("dcgan", "hinge", "cpu"),
                                 ("dcgan", "bce", "meta")):
-        assert default_recipe(model, loss, torch.device(device)) == "paper"
+        assert default_name(model, loss, torch.device(device)) == "paper"
     assert PRESETS["paper"] == (Recipe(), 128, None)
+    # Lessons take the same rule by name: the tuned preset on a CPU, with its bf16 setting.
+    assert recipes.default_preset("cpu") is PRESETS["tuned"]
+    assert recipes.default_preset(torch.device("meta")) is PRESETS["paper"]
+    assert PRESETS["tuned"].options().speed.amp == "auto"
     with pytest.raises(SystemExit) as exit_:
         main(["train", "--model", "mlp", "--recipe", "tuned", "--out", str(tmp_path / "m")])
     assert exit_.value.code == 2
