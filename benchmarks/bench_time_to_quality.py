@@ -84,13 +84,23 @@ EMA_DECAY = 0.999
 class Config:
     """One configuration: its name in the results and what `fit` trains (a `Preset`: recipe,
     batch size, autocast; None: the classic tutorial's own loop). A batch size of None is
-    `--batch-size`."""
+    `--batch-size`. `schedule` scales both learning rates over the budget's clock (`lr_factor`);
+    `speed` adds `SpeedOptions` fields (`channels_last`, `compile`) to the preset's autocast."""
 
     name: str
     preset: Preset | None
+    schedule: str | None = None
+    speed: tuple[tuple[str, bool], ...] = ()
 
 
-TUNED_EMA = Preset(dataclasses.replace(TUNED, ema=EMA_DECAY), TUNED_BATCH_SIZE)
+
+
+def _tuned(**changes: object) -> Preset:
+    """The tuned recipe with `changes`, at its batch size (fp32: add `._replace(amp="auto")`)."""
+    return Preset(dataclasses.replace(TUNED, **changes), TUNED_BATCH_SIZE)
+
+
+TUNED_EMA = _tuned(ema=EMA_DECAY)
 CONFIGS = {
     "classic": Config(BASELINE, None),
     "mlp": Config("MLP GAN", Preset(Recipe(model="mlp"))),
@@ -102,8 +112,25 @@ CONFIGS = {
     "tuned-ema-bf16": Config("DCGAN, tuned + EMA, bf16", TUNED_EMA._replace(amp="auto")),
     "tuned-ttur": Config("DCGAN, tuned, TTUR", Preset(dataclasses.replace(TUNED, lr_g=1e-4),
                                                       TUNED_BATCH_SIZE)),
+    "tuned-decay": Config("DCGAN, tuned, bf16, lr decay", PRESETS["tuned"], "decay"),
+    "tuned-late-decay": Config("DCGAN, tuned, bf16, late lr decay", PRESETS["tuned"],
+                               "late-decay"),
+    "tuned-ema995": Config("DCGAN, tuned + EMA 0.995, bf16",
+                           _tuned(ema=0.995)._replace(amp="auto")),
+    "tuned-hinge": Config("DCGAN, tuned, bf16, hinge", _tuned(loss="hinge")._replace(amp="auto")),
+    "tuned-lr8-late-decay": Config("DCGAN, tuned, bf16, lr 8e-4, late lr decay",
+                                   _tuned(lr_g=8e-4, lr_d=8e-4)._replace(amp="auto"),
+                                   "late-decay"),
+    "tuned-channels-last": Config("DCGAN, tuned, bf16, channels-last", PRESETS["tuned"],
+                                  speed=(("channels_last", True),)),
+    "tuned-compile": Config("DCGAN, tuned, bf16, compiled", PRESETS["tuned"],
+                            speed=(("compile", True),)),
 }
 """The configurations `--configs` picks from, by name."""
+DEFAULT_CONFIGS = ("classic", "mlp", "dcgan", "dcgan-ema", "tuned", "tuned-ema", "tuned-bf16",
+                   "tuned-ema-bf16", "tuned-ttur")
+"""The configurations a run without `--configs` measures (the README's table); the others are
+levers screened by name."""
 DEFAULT_TIMES = (30.0, 60.0, 120.0, 300.0)
 DEFAULT_GRID = (10.0, 20.0, 45.0, 90.0, 180.0, 240.0)
 FULL = {"budget": 300.0, "seeds": 3, "samples": N_SAMPLES, "batch_size": 128,
@@ -153,6 +180,44 @@ class WallClockBudget(Callback):
             state.request_stop(f"wall-clock budget of {self.snapshots.times[-1]:g} s used")
 
 
+SCHEDULES = ("decay", "late-decay")
+
+
+def lr_factor(schedule: str | None, progress: float) -> float:
+    """The learning rates' factor when `progress` (0 to 1) of the budget is used: "decay" falls
+    linearly from 1 to 0 over the whole budget; "late-decay" stays 1 over its first half, then
+    falls linearly to 0 (warm-up-free warmup-stable-decay); None is always 1."""
+    progress = min(max(progress, 0.0), 1.0)
+    if schedule == "decay":
+        return 1.0 - progress
+    if schedule == "late-decay":
+        return min(1.0, 2.0 * (1.0 - progress))
+    if schedule is None:
+        return 1.0
+    raise ValueError(f"unknown schedule {schedule!r}: pick from {', '.join(SCHEDULES)} or None")
+
+
+class BudgetSchedule(Callback):
+    """For `fit`: sets both learning rates to their first value times `lr_factor(schedule, t /
+    budget)` before every step, `t` read from the budget's own clock (`Snapshots.clock`, paused
+    while snapshots are taken), so the schedule ends when the budget does."""
+
+    def __init__(self, snapshots: Snapshots, schedule: str) -> None:
+        lr_factor(schedule, 0.0)  # an unknown schedule fails here, before training
+        self.snapshots, self.schedule = snapshots, schedule
+        self.base: list[list[float]] = []
+
+    def on_fit_start(self, state: TrainState) -> None:
+        self.base = [[g["lr"] for g in opt.param_groups] for opt in (state.opt_g, state.opt_d)]
+
+    def on_step_end(self, state: TrainState) -> None:
+        progress = self.snapshots.clock.elapsed() / self.snapshots.times[-1]
+        factor = lr_factor(self.schedule, progress)
+        for opt, base in zip((state.opt_g, state.opt_d), self.base):
+            for group, lr in zip(opt.param_groups, base):
+                group["lr"] = lr * factor
+
+
 # ----------------------------------------------------------------------------- the trainers
 
 
@@ -181,16 +246,23 @@ def train_classic(dataset: str, times: list[float], device: torch.device, seed: 
 
 
 def train_project(recipe: Recipe, loader: data.TensorLoader, times: list[float],
-                  device: torch.device, seed: int,
-                  amp: str | None = None) -> tuple[nn.Module, Snapshots]:
-    """`recipe` trained by `fit` on the fast loader until the budget is used (`amp`: see
-    `SpeedOptions`); with a moving average (`recipe.ema`), the snapshots are of the average."""
+                  device: torch.device, seed: int, amp: str | None = None,
+                  schedule: str | None = None,
+                  speed: Sequence[tuple[str, bool]] = ()) -> tuple[nn.Module, Snapshots]:
+    """`recipe` trained by `fit` on the fast loader until the budget is used (`amp` and `speed`:
+    see `SpeedOptions`; `schedule`: `lr_factor`); with a moving average (`recipe.ema`), the
+    snapshots are of the average. The budget's clock starts before the first step, so a
+    compilation's time counts."""
     torch.manual_seed(seed)
     parts = recipe.build(device)
     budget = WallClockBudget(times)
+    callbacks = [*parts.callbacks, budget]
+    if schedule is not None:
+        callbacks.append(BudgetSchedule(budget.snapshots, schedule))
     fit(parts.G, parts.D, loader, epochs=1_000_000, objective=parts.objective, opt_g=parts.opt_g,
-        opt_d=parts.opt_d, device=device, callbacks=[*parts.callbacks, budget], progress=False,
-        seed=seed, ema=recipe.ema, options=FitOptions(speed=SpeedOptions(amp=amp)))
+        opt_d=parts.opt_d, device=device, callbacks=callbacks, progress=False,
+        seed=seed, ema=recipe.ema,
+        options=FitOptions(speed=SpeedOptions(amp=amp, **dict(speed))))
     return parts.G, budget.snapshots
 
 
@@ -213,7 +285,8 @@ def trainers(configs: Sequence[str], dataset: str, times: list[float], device: t
             return lambda seed: train_classic(dataset, times, device, seed, batch_size)
         recipe, size, amp = cfg.preset
         size = size or batch_size
-        return lambda seed: train_project(recipe, seeded(size, seed), times, device, seed, amp)
+        return lambda seed: train_project(recipe, seeded(size, seed), times, device, seed, amp,
+                                          cfg.schedule, cfg.speed)
 
     return {CONFIGS[key].name: trainer(CONFIGS[key]) for key in configs}
 
@@ -228,7 +301,8 @@ def describe_config(key: str, args: argparse.Namespace, device: torch.device) ->
         return {"batch_size": args.batch_size}
     recipe, size, amp = cfg.preset
     settings = {"batch_size": size or args.batch_size, **recipe.settings(), "ema": recipe.ema,
-                "amp": amp, "bf16": SpeedOptions(amp=amp).uses_bf16(device)}
+                "amp": amp, "bf16": SpeedOptions(amp=amp).uses_bf16(device),
+                "lr_schedule": cfg.schedule, **dict(cfg.speed)}
     return json.loads(json.dumps(settings))  # as the JSON holds them: tuples as lists
 
 
@@ -250,8 +324,9 @@ def parse_configs(text: str) -> list[str]:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_data_flags(parser)  # --dataset, --batch-size, --device, --threads: as train's
-    parser.add_argument("--configs", type=parse_configs, default=list(CONFIGS),
-                        help=f"comma-separated configurations (default: all, {','.join(CONFIGS)})")
+    parser.add_argument("--configs", type=parse_configs, default=list(DEFAULT_CONFIGS),
+                        help=f"comma-separated configurations, from {', '.join(CONFIGS)} "
+                             f"(default: {','.join(DEFAULT_CONFIGS)})")
     parser.add_argument("--seeds", type=int, default=None,
                         help="run each configuration with the seeds 0 to SEEDS-1 (default 3)")
     parser.add_argument("--budget", type=float, default=None,

@@ -131,6 +131,42 @@ def test_project_snapshots_are_of_the_generator_that_samples(ema):
     assert same == (ema is None)
 
 
+def test_lr_factor_decays_over_the_budget():
+    assert [bench.lr_factor("decay", p) for p in (0.0, 0.25, 1.0, 1.5)] == [1.0, 0.75, 0.0, 0.0]
+    assert [bench.lr_factor("late-decay", p) for p in (0.0, 0.5, 0.75, 1.0)] == [1.0, 1.0, 0.5,
+                                                                                  0.0]
+    assert bench.lr_factor(None, 0.9) == 1.0
+    with pytest.raises(ValueError, match="unknown schedule 'cosine'"):
+        bench.lr_factor("cosine", 0.5)
+
+
+def test_budget_schedule_sets_both_learning_rates_from_the_budgets_clock(monkeypatch):
+    clock = _FakeClock()
+    monkeypatch.setattr(timing, "time", types.SimpleNamespace(perf_counter=clock.perf_counter))
+    G, D = nn.Linear(2, 2), nn.Linear(2, 2)
+    state = types.SimpleNamespace(opt_g=torch.optim.Adam(G.parameters(), lr=4e-4),
+                                  opt_d=torch.optim.Adam(D.parameters(), lr=2e-4))
+    budget = bench.WallClockBudget([10.0])
+    schedule = bench.BudgetSchedule(budget.snapshots, "decay")
+    budget.on_fit_start(state)
+    schedule.on_fit_start(state)
+    clock.now += 2.5
+    schedule.on_step_end(state)
+    assert state.opt_g.param_groups[0]["lr"] == pytest.approx(3e-4)
+    assert state.opt_d.param_groups[0]["lr"] == pytest.approx(1.5e-4)
+    with budget.snapshots.clock.paused():  # time spent on snapshots does not count
+        clock.now += 100.0
+    clock.now += 5.0
+    schedule.on_step_end(state)
+    assert state.opt_g.param_groups[0]["lr"] == pytest.approx(1e-4)  # 7.5 s of 10
+
+
+def test_project_training_runs_with_a_schedule_and_speed_options():
+    G, snapshots = bench.train_project(Recipe(), tiny_loader(), [1e-6], torch.device("cpu"),
+                                       seed=0, schedule="decay", speed=(("channels_last", True),))
+    assert snapshots.taken[-1]["step"] == 1
+
+
 def test_summary_gives_the_mean_and_range_over_seeds_and_reaches_on_the_mean_curve():
     runs = [{"curve": [{"time": 1.0, "fid": 10.0, "coverage": 8, "classes": 10},
                        {"time": 2.0, "fid": 6.0, "coverage": 9, "classes": 10}],
@@ -236,7 +272,7 @@ def test_each_configuration_trains_its_recipe_with_its_batch_size(monkeypatch):
         return loaders[-1]
 
     monkeypatch.setattr(bench.data, "make_loader", make_loader)
-    monkeypatch.setattr(bench, "train_project", lambda recipe, loader, times, device, seed, amp:
+    monkeypatch.setattr(bench, "train_project", lambda recipe, loader, times, device, seed, amp, *_:
                         calls.append((recipe, loader.seed, loader.batch_size, amp)))
     train = bench.trainers(["mlp", "dcgan", "dcgan-ema", "tuned", "tuned-ema", "tuned-bf16"],
                            "fashion-mnist", [1.0], torch.device("cpu"), batch_size=32)
