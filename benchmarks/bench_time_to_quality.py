@@ -125,6 +125,10 @@ CONFIGS = {
                                   speed=(("channels_last", True),)),
     "tuned-compile": Config("DCGAN, tuned, bf16, compiled", PRESETS["tuned"],
                             speed=(("compile", True),)),
+    "tuned-g64": Config("DCGAN, tuned, bf16, G 64 channels",
+                        _tuned(width=64, width_d=32)._replace(amp="auto")),
+    "tuned-d16": Config("DCGAN, tuned, bf16, D 16 channels",
+                        _tuned(width_d=16)._replace(amp="auto")),
 }
 """The configurations `--configs` picks from, by name."""
 DEFAULT_CONFIGS = ("classic", "mlp", "dcgan", "dcgan-ema", "tuned", "tuned-ema", "tuned-bf16",

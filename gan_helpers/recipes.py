@@ -53,8 +53,9 @@ class Recipe:
 
     `label_smoothing=0.9` labels real images 0.9 (one-sided: fakes stay 0); `instance_noise` is
     the starting standard deviation of the noise added to D's inputs, annealed to 0. `width` sets
-    both DCGAN networks' base number of channels (default 64); `ema` keeps a moving average of
-    G's weights with that decay (`fit(ema=...)`; off by default).
+    both DCGAN networks' base number of channels (default 64), `width_d` the discriminator's
+    alone; `ema` keeps a moving average of G's weights with that decay (`fit(ema=...)`; off by
+    default).
     """
 
     model: str = "dcgan"
@@ -68,13 +69,14 @@ class Recipe:
     instance_noise: float = 0.0
     latent_dim: int = 100
     width: int | None = None
+    width_d: int | None = None
     ema: float | None = None
 
     def __post_init__(self) -> None:
         self.objective()  # unknown losses and impossible combinations fail now, not in training
         if self.d_norm is not None and self.base_model != "dcgan":
             raise ValueError(f"d_norm applies to the DCGAN discriminator only, not {self.model}.")
-        if self.width is not None and not self.base_model.startswith("dcgan"):
+        if (self.width, self.width_d) != (None, None) and not self.base_model.startswith("dcgan"):
             raise ValueError(f"width applies to the DCGANs only, not {self.model}.")
         if self.wgan and self.base_model == "dcgan64":
             raise ValueError("WGAN-GP needs a critic without BatchNorm, and the 64x64 DCGAN's has "
@@ -106,6 +108,8 @@ class Recipe:
                                                "layer" if self.wgan else "batch")
         if self.width is not None:  # only then: runs recorded before widths keep their settings
             g_kwargs["width"] = d_kwargs["width"] = self.width
+        if self.width_d is not None:
+            d_kwargs["width"] = self.width_d
         return {"model": self.model, "objective": repr(self.objective()),
                 "lr_g": self.lr_g or lr, "lr_d": self.lr_d or lr,
                 "betas": tuple(self.betas or ((0.0, 0.9) if self.wgan else (0.5, 0.999))),

@@ -279,6 +279,13 @@ def test_recipe_width_and_the_tuned_recipe():
     assert parts.G.model_args["width"] == 16 and parts.D.model_args["width"] == 16
     with pytest.raises(ValueError, match="width applies to the DCGANs only"):
         Recipe(model="mlp", width=32)
+    wide_g = Recipe(width=64, width_d=16)
+    assert wide_g.settings()["d_kwargs"] == {"norm": "batch", "width": 16}
+    parts = wide_g.build()
+    assert parts.G.model_args["width"] == 64 and parts.D.model_args["width"] == 16
+    assert Recipe(width_d=16).settings()["d_kwargs"]["width"] == 16
+    with pytest.raises(ValueError, match="width applies to the DCGANs only"):
+        Recipe(model="mlp", width_d=16)
     tuned = recipes.TUNED.settings()
     assert (tuned["g_kwargs"], tuned["lr_g"], tuned["lr_d"]) == ({"width": 32}, 4e-4, 4e-4)
     assert recipes.TUNED.ema is None and recipes.TUNED_BATCH_SIZE == 64
