@@ -19,7 +19,14 @@ FID over time.
   generator's weights (decay `EMA_DECAY`); `tuned-bf16` and `tuned-ema-bf16` train with
   `SpeedOptions(amp="auto")`, bfloat16 autocast where the CPU or GPU has native bf16 (the JSON's
   `bf16` says whether it was on); `tuned-ttur` trains G four times slower than D (Adam 1e-4
-  against 4e-4: Heusel et al.'s two time-scale update rule).
+  against 4e-4: Heusel et al.'s two time-scale update rule);
+* levers on the tuned recipe with bf16, measured by name (`--configs`), not in a default run:
+  a learning-rate schedule over the budget's clock (`BudgetSchedule`: `-decay` falls linearly to
+  0 over the budget, `-late-decay` over its second half), a moving average with a shorter horizon
+  (`tuned-ema995`), the hinge loss, Adam 8e-4 or 1.6e-3 (`lr8`, `lr16`), channels-last memory
+  format (`cl`), `torch.compile` (its compile time counts in the budget), a wider generator
+  (`tuned-g64`: 64 channels against D's 32), a narrower discriminator (`tuned-d16`), batches of
+  32, and combinations of these (`CONFIGS` lists them all).
 
 Each configuration runs with the seeds 0 to `--seeds` - 1 (one seed's runs of every configuration
 after another's, so a change in the machine's load falls on all of them alike). The clock
@@ -35,6 +42,7 @@ with a band from the lowest to the highest seed). `--combine` makes one table, J
 the configurations of earlier runs measured alike (a configuration added later, for example).
 
     python benchmarks/bench_time_to_quality.py --dataset fashion-mnist          # ~2.5 hours
+    python benchmarks/bench_time_to_quality.py --configs tuned-hinge --seeds 1   # one lever
     python benchmarks/bench_time_to_quality.py --configs classic,dcgan,tuned --seeds 5
     python benchmarks/bench_time_to_quality.py --combine A/results.json B/results.json --out C
     python benchmarks/bench_time_to_quality.py --budget 60 --times 15,30,60     # a quick look
@@ -129,6 +137,28 @@ CONFIGS = {
                         _tuned(width=64, width_d=32)._replace(amp="auto")),
     "tuned-d16": Config("DCGAN, tuned, bf16, D 16 channels",
                         _tuned(width_d=16)._replace(amp="auto")),
+    "tuned-b32": Config("DCGAN, tuned, bf16, batches of 32",
+                        PRESETS["tuned"]._replace(batch_size=32)),
+    "tuned-lr8": Config("DCGAN, tuned, bf16, lr 8e-4",
+                        _tuned(lr_g=8e-4, lr_d=8e-4)._replace(amp="auto")),
+    "tuned-lr8-cl": Config("DCGAN, tuned, bf16, lr 8e-4, channels-last",
+                           _tuned(lr_g=8e-4, lr_d=8e-4)._replace(amp="auto"),
+                           speed=(("channels_last", True),)),
+    "tuned-lr8-cl-late-decay": Config("DCGAN, tuned, bf16, lr 8e-4, channels-last, late lr decay",
+                                      _tuned(lr_g=8e-4, lr_d=8e-4)._replace(amp="auto"),
+                                      "late-decay", (("channels_last", True),)),
+    "tuned-lr8-hinge-cl-late-decay": Config(
+        "DCGAN, tuned, bf16, lr 8e-4, hinge, channels-last, late lr decay",
+        _tuned(lr_g=8e-4, lr_d=8e-4, loss="hinge")._replace(amp="auto"), "late-decay",
+        (("channels_last", True),)),
+    "tuned-lr8-hinge": Config("DCGAN, tuned, bf16, lr 8e-4, hinge",
+                              _tuned(lr_g=8e-4, lr_d=8e-4, loss="hinge")._replace(amp="auto")),
+    "tuned-lr8-hinge-late-decay": Config("DCGAN, tuned, bf16, lr 8e-4, hinge, late lr decay",
+                                         _tuned(lr_g=8e-4, lr_d=8e-4, loss="hinge")
+                                         ._replace(amp="auto"), "late-decay"),
+    "tuned-lr16-late-decay": Config("DCGAN, tuned, bf16, lr 1.6e-3, late lr decay",
+                                    _tuned(lr_g=1.6e-3, lr_d=1.6e-3)._replace(amp="auto"),
+                                    "late-decay"),
 }
 """The configurations `--configs` picks from, by name."""
 DEFAULT_CONFIGS = ("classic", "mlp", "dcgan", "dcgan-ema", "tuned", "tuned-ema", "tuned-bf16",
