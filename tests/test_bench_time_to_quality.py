@@ -167,6 +167,22 @@ def test_project_training_runs_with_a_schedule_and_speed_options():
     assert snapshots.taken[-1]["step"] == 1
 
 
+def test_every_configuration_is_described_with_its_schedule_and_speed_options():
+    args = bench.parse_args([])
+    for key, cfg in bench.CONFIGS.items():
+        described = bench.describe_config(key, args, torch.device("cpu"))
+        if cfg.preset is None:
+            continue
+        assert described["lr_schedule"] == cfg.schedule, key
+        bench.lr_factor(cfg.schedule, 0.5)  # a known schedule
+        assert all(described[name] == value for name, value in cfg.speed), key
+        cfg.preset.recipe.settings()  # a valid recipe
+    assert set(bench.DEFAULT_CONFIGS) < set(bench.CONFIGS)
+    lever = bench.describe_config("tuned-lr8-hinge-cl-late-decay", args, torch.device("cpu"))
+    assert (lever["lr_g"], lever["channels_last"], lever["lr_schedule"]) == (8e-4, True,
+                                                                           "late-decay")
+
+
 def test_summary_gives_the_mean_and_range_over_seeds_and_reaches_on_the_mean_curve():
     runs = [{"curve": [{"time": 1.0, "fid": 10.0, "coverage": 8, "classes": 10},
                        {"time": 2.0, "fid": 6.0, "coverage": 9, "classes": 10}],
