@@ -101,8 +101,6 @@ class Config:
     speed: tuple[tuple[str, bool], ...] = ()
 
 
-
-
 def _tuned(**changes: object) -> Preset:
     """The tuned recipe with `changes`, at its batch size (fp32: add `._replace(amp="auto")`)."""
     return Preset(dataclasses.replace(TUNED, **changes), TUNED_BATCH_SIZE)
@@ -220,7 +218,7 @@ SCHEDULES = ("decay", "late-decay")
 def lr_factor(schedule: str | None, progress: float) -> float:
     """The learning rates' factor when `progress` (0 to 1) of the budget is used: "decay" falls
     linearly from 1 to 0 over the whole budget; "late-decay" stays 1 over its first half, then
-    falls linearly to 0 (warm-up-free warmup-stable-decay); None is always 1."""
+    falls linearly to 0 (a warmup-stable-decay schedule without the warm-up); None is always 1."""
     progress = min(max(progress, 0.0), 1.0)
     if schedule == "decay":
         return 1.0 - progress
