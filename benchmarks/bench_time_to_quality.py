@@ -26,20 +26,23 @@ FID over time.
   (`tuned-ema995`), the hinge loss, Adam 8e-4 or 1.6e-3 (`lr8`, `lr16`), channels-last memory
   format (`cl`), `torch.compile` (its compile time counts in the budget), a wider generator
   (`tuned-g64`: 64 channels against D's 32), a narrower discriminator (`tuned-d16`), batches of
-  32, and combinations of these (`CONFIGS` lists them all).
+  32, and combinations of these (`CONFIGS` lists them all);
+* flow matching (`flow`): lesson 09's flow-matching model (`gan_helpers.flow`, a small U-Net
+  sampled in 16 Euler steps), trained by `gan_helpers.training.fit_flow` on the same loader: not
+  a GAN, measured with the same ruler.
 
 Each configuration runs with the seeds 0 to `--seeds` - 1 (one seed's runs of every configuration
 after another's, so a change in the machine's load falls on all of them alike). The clock
-(`gan_helpers.timing.Stopwatch`) runs only while a model trains: the generator's weights are
-copied at the evaluation times (the copy is not timed) and all of them are scored afterwards with
-`gan_helpers.evaluation` (classifier FID of `--samples` generated images against the test split,
-the noise seeded by the run's seed). The table gives, over the seeds, the mean FID and its spread
-(min–max; the JSON also has the sample standard deviation) at `--times`; the time the mean curve
-needs to reach the baseline's mean FID at the end of the budget (measured on the grid `--grid`
-plus `--times`), with how many seeds reach it; and the classes covered at the end.
+(`gan_helpers.callbacks.WallClockBudget`) runs only while a model trains: the generator's weights
+are copied at the evaluation times (the copy is not timed) and all of them are scored afterwards
+with `gan_helpers.evaluation.score_snapshots` (classifier FID of `--samples` generated images
+against the test split, the noise seeded by the run's seed). The table gives, over the seeds, the
+mean FID and its spread (min–max; the JSON also has the sample standard deviation) at `--times`; the
+time the mean curve needs to reach the baseline's mean FID at the end of the budget (measured on the
+grid `--grid` plus `--times`), with how many seeds reach it; and the classes covered at the end.
 `--out` receives `results.json` (every number) and `fid_over_time.png` (mean FID against seconds,
-with a band from the lowest to the highest seed). `--combine` makes one table, JSON and plot of
-the configurations of earlier runs measured alike (a configuration added later, for example).
+with a band from the lowest to the highest seed). `--combine` makes one table, JSON and plot of the
+configurations of earlier runs measured alike (a configuration added later, for example).
 
     python benchmarks/bench_time_to_quality.py --dataset fashion-mnist          # ~2.5 hours
     python benchmarks/bench_time_to_quality.py --configs tuned-hinge --seeds 1   # one lever
@@ -71,18 +74,23 @@ if __name__ == "__main__":  # run as a script: benchmarks/ is on the path, the r
 
 from benchmarks.baseline import ClassicBCE, ClassicDiscriminator, ClassicGenerator, classic_step
 from gan_helpers import config, data
-from gan_helpers.callbacks import Callback
+from gan_helpers.callbacks import Callback, WallClockBudget
 from gan_helpers.classifier import EPOCHS as CLASSIFIER_EPOCHS
 from gan_helpers.classifier import load_classifier
-from gan_helpers.evaluation import Evaluator
+from gan_helpers.evaluation import Evaluator, score_snapshots
+from gan_helpers.flow import FLOW_BATCH_SIZE, FLOW_LR, FLOW_STEPS, FLOW_WIDTH, FlowGenerator
 from gan_helpers.metrics import N_SAMPLES
 from gan_helpers.recipes import PRESETS, TUNED, TUNED_BATCH_SIZE, Preset, Recipe
 from gan_helpers.run_config import add_data_flags
 from gan_helpers.state import TrainState
-from gan_helpers.timing import Stopwatch
-from gan_helpers.training import FitOptions, SpeedOptions, fit
+from gan_helpers.timing import Snapshots
+from gan_helpers.training import FitOptions, SpeedOptions, fit, fit_flow
 
 BASELINE = "classic MLP (baseline)"
+FLOW_NAME = f"Flow matching, U-Net {FLOW_WIDTH}, {FLOW_STEPS} Euler steps, bf16"
+FLOW_AMP = "auto"
+"""The flow model trains with bf16 autocast where it is native, as the tuned GAN does (it samples
+in float32)."""
 EMA_DECAY = 0.999
 """The moving average's decay for the "+ EMA" configurations (ProGAN's; its warm-up,
 `ema_decay`, makes it follow the generator closely over the first few thousand steps)."""
@@ -93,12 +101,14 @@ class Config:
     """One configuration: its name in the results and what `fit` trains (a `Preset`: recipe,
     batch size, autocast; None: the classic tutorial's own loop). A batch size of None is
     `--batch-size`. `schedule` scales both learning rates over the budget's clock (`lr_factor`);
-    `speed` adds `SpeedOptions` fields (`channels_last`, `compile`) to the preset's autocast."""
+    `speed` adds `SpeedOptions` fields (`channels_last`, `compile`) to the preset's autocast.
+    `flow=True`: lesson 09's flow-matching model (`train_flow`), not a GAN."""
 
     name: str
     preset: Preset | None
     schedule: str | None = None
     speed: tuple[tuple[str, bool], ...] = ()
+    flow: bool = False
 
 
 def _tuned(**changes: object) -> Preset:
@@ -157,6 +167,7 @@ CONFIGS = {
     "tuned-lr16-late-decay": Config("DCGAN, tuned, bf16, lr 1.6e-3, late lr decay",
                                     _tuned(lr_g=1.6e-3, lr_d=1.6e-3)._replace(amp="auto"),
                                     "late-decay"),
+    "flow": Config(FLOW_NAME, None, flow=True),
 }
 """The configurations `--configs` picks from, by name."""
 DEFAULT_CONFIGS = ("classic", "mlp", "dcgan", "dcgan-ema", "tuned", "tuned-ema", "tuned-bf16",
@@ -175,41 +186,6 @@ command line win."""
 
 
 # ----------------------------------------------------------------------------- the budget
-
-
-class Snapshots:
-    """Copies the generator's weights each time the clock passes one of `times`; says when the
-    budget (the last time) is used."""
-
-    def __init__(self, times: list[float]) -> None:
-        self.times = sorted(times)
-        self.taken: list[dict] = []
-        self.clock = Stopwatch()
-
-    def check(self, G: nn.Module, step: int) -> bool:
-        """Take the snapshots that are due; True once the budget is used."""
-        elapsed = self.clock.elapsed()
-        while len(self.taken) < len(self.times) and elapsed >= self.times[len(self.taken)]:
-            with self.clock.paused():
-                weights = {k: v.detach().to("cpu", copy=True) for k, v in G.state_dict().items()}
-                self.taken.append({"time": self.times[len(self.taken)], "elapsed": elapsed,
-                                   "step": step, "weights": weights})
-        return len(self.taken) == len(self.times)
-
-
-class WallClockBudget(Callback):
-    """For `fit`: snapshots at `times` of the generator that samples (the moving average of its
-    weights with `fit(ema=...)`), then `request_stop` when the last one is taken."""
-
-    def __init__(self, times: list[float]) -> None:
-        self.snapshots = Snapshots(times)
-
-    def on_fit_start(self, state: TrainState) -> None:
-        self.snapshots.clock.start()
-
-    def on_step_end(self, state: TrainState) -> None:
-        if self.snapshots.check(state.sampling_G, state.step):
-            state.request_stop(f"wall-clock budget of {self.snapshots.times[-1]:g} s used")
 
 
 SCHEDULES = ("decay", "late-decay")
@@ -240,12 +216,13 @@ class BudgetSchedule(Callback):
         self.base: list[list[float]] = []
 
     def on_fit_start(self, state: TrainState) -> None:
-        self.base = [[g["lr"] for g in opt.param_groups] for opt in (state.opt_g, state.opt_d)]
+        self.optimizers = [opt for opt in (state.opt_g, state.opt_d) if opt is not None]
+        self.base = [[g["lr"] for g in opt.param_groups] for opt in self.optimizers]
 
     def on_step_end(self, state: TrainState) -> None:
         progress = self.snapshots.clock.elapsed() / self.snapshots.times[-1]
         factor = lr_factor(self.schedule, progress)
-        for opt, base in zip((state.opt_g, state.opt_d), self.base):
+        for opt, base in zip(self.optimizers, self.base):
             for group, lr in zip(opt.param_groups, base):
                 group["lr"] = lr * factor
 
@@ -298,6 +275,18 @@ def train_project(recipe: Recipe, loader: data.TensorLoader, times: list[float],
     return parts.G, budget.snapshots
 
 
+def train_flow(loader: data.TensorLoader, times: list[float], device: torch.device,
+               seed: int) -> tuple[nn.Module, Snapshots]:
+    """Lesson 09's flow-matching model (`FlowGenerator`, `FLOW_WIDTH` channels, sampling in
+    `FLOW_STEPS` Euler steps) trained by `fit_flow` until the budget is used."""
+    torch.manual_seed(seed)
+    G = FlowGenerator()
+    budget = WallClockBudget(times)
+    fit_flow(G, loader, epochs=1_000_000, device=device, callbacks=[budget], progress=False,
+             seed=seed, options=FitOptions(speed=SpeedOptions(amp=FLOW_AMP)))
+    return G, budget.snapshots
+
+
 def trainers(configs: Sequence[str], dataset: str, times: list[float], device: torch.device,
              batch_size: int) -> dict[str, Callable[[int], tuple[nn.Module, Snapshots]]]:
     """For each configuration picked, its name and a function of the seed that trains it. The
@@ -313,6 +302,8 @@ def trainers(configs: Sequence[str], dataset: str, times: list[float], device: t
         return own
 
     def trainer(cfg: Config) -> Callable[[int], tuple[nn.Module, Snapshots]]:
+        if cfg.flow:
+            return lambda seed: train_flow(seeded(FLOW_BATCH_SIZE, seed), times, device, seed)
         if cfg.preset is None:
             return lambda seed: train_classic(dataset, times, device, seed, batch_size)
         recipe, size, amp = cfg.preset
@@ -329,6 +320,10 @@ def trainers(configs: Sequence[str], dataset: str, times: list[float], device: t
 def describe_config(key: str, args: argparse.Namespace, device: torch.device) -> dict:
     """What a configuration trains with, for the JSON (`bf16`: whether autocast was on)."""
     cfg = CONFIGS[key]
+    if cfg.flow:
+        return {"batch_size": FLOW_BATCH_SIZE, "model": "flow", "width": FLOW_WIDTH,
+                "sampling_steps": FLOW_STEPS, "lr_g": FLOW_LR, "betas": [0.9, 0.999],
+                "amp": FLOW_AMP, "bf16": SpeedOptions(amp=FLOW_AMP).uses_bf16(device)}
     if cfg.preset is None:
         return {"batch_size": args.batch_size}
     recipe, size, amp = cfg.preset
@@ -540,13 +535,7 @@ def score_run(G: nn.Module, snapshots: Snapshots, evaluator: Evaluator, samples:
               seed: int) -> dict:
     """One trained run's snapshots scored (not timed): its curve, its steps and its seed."""
     start = time.perf_counter()
-    scored = copy.deepcopy(G)
-    curve = []
-    for snap in snapshots.taken:
-        scored.load_state_dict(snap["weights"])
-        scores = evaluator.score_generator(scored, n=samples, seed=seed)
-        curve.append({"time": snap["time"], "elapsed": snap["elapsed"], "step": snap["step"],
-                      **scores.as_dict()})
+    curve = score_snapshots(G, snapshots, evaluator, samples, seed)
     end = curve[-1]
     print(f"  {end['step']:,} steps; {len(curve)} evaluations in "
           f"{time.perf_counter() - start:.0f} s (not counted); final: FID {end['fid']:.2f}, "

@@ -1,7 +1,8 @@
 """The `Callback` hooks `training.fit` calls, and the standard callbacks, each with one job:
-the progress bar, the grids, the checkpoint, the history file, the instance-noise schedule and
-the moving average of the generator's weights. (The `TrainState` they receive is in `state`;
-scoring, keeping the best checkpoint, early stopping and the metrics file are in `evaluation`.)
+the progress bar, the grids, the checkpoint, the history file, the instance-noise schedule, the
+moving average of the generator's weights, and a wall-clock budget with snapshots. (The
+`TrainState` they receive is in `state`; scoring, keeping the best checkpoint, early stopping and
+the metrics file are in `evaluation`.)
 
 A callback overrides the hooks it needs. `fit` calls them in this order:
 
@@ -27,10 +28,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from . import checkpoints
+from . import checkpoints, config
 from .images import save_grid
 from .run_folder import RunWriteError, write_atomic
 from .state import TrainState
+from .timing import Snapshots
 
 
 class Callback:
@@ -275,3 +277,23 @@ class AverageGenerator(Callback):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self._saved = state
+
+
+class WallClockBudget(Callback):
+    """Trains for a wall-clock budget: snapshots (`timing.Snapshots`) at `times` seconds of the
+    generator that samples (the moving average of its weights with `fit(ema=...)`), then
+    `request_stop` when the last one is taken. Its clock starts before the first step (a
+    compilation's time counts) and pauses while a snapshot is copied. The time-to-quality
+    benchmark and lesson 09 race their models with it; `evaluation.score_snapshots` scores them.
+    In smoke mode the times shrink together (`config.smoke_times`).
+    """
+
+    def __init__(self, times: list[float]) -> None:
+        self.snapshots = Snapshots(config.smoke_times(list(times)))
+
+    def on_fit_start(self, state: TrainState) -> None:
+        self.snapshots.clock.start()
+
+    def on_step_end(self, state: TrainState) -> None:
+        if self.snapshots.check(state.sampling_G, state.step):
+            state.request_stop(f"wall-clock budget of {self.snapshots.times[-1]:g} s used")

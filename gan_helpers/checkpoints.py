@@ -61,9 +61,9 @@ def build(state: TrainState) -> dict[str, Any]:
         "run": state.record,
         "total_steps": state.total_steps,
         "G": state.G.state_dict(),
-        "D": state.D.state_dict(),
+        "D": state.D.state_dict() if state.D is not None else None,  # None: G trained alone
         "opt_g": state.opt_g.state_dict(),
-        "opt_d": state.opt_d.state_dict(),
+        "opt_d": state.opt_d.state_dict() if state.opt_d is not None else None,
         "schedulers": [s.state_dict() for s in state.schedulers],
         "callbacks": {cb.state_key: saved for cb in state.callbacks
                       if (saved := cb.state_dict())},
@@ -259,9 +259,10 @@ def restore(state: TrainState, path: Path, automatic: bool = False) -> None:
         print(f"{path.parent} holds this run at step {ckpt['step']:,}: continuing it ({then}). "
               "To start it again, pass overwrite=True.", flush=True)
     load_module_state(state.G, ckpt["G"], "generator", path)
-    load_module_state(state.D, ckpt["D"], "discriminator", path)
     state.opt_g.load_state_dict(ckpt["opt_g"])
-    state.opt_d.load_state_dict(ckpt["opt_d"])
+    if state.D is not None:  # (the records match: a run of G alone saved no D)
+        load_module_state(state.D, ckpt["D"], "discriminator", path)
+        state.opt_d.load_state_dict(ckpt["opt_d"])
     for scheduler, saved in zip(state.schedulers, ckpt["schedulers"]):
         scheduler.load_state_dict(saved)
     for cb in state.callbacks:

@@ -298,13 +298,9 @@ def gan_networks(G: Any, D: Any, image_shape: tuple[int, ...] | None = None) -> 
     classes = getattr(G, "num_classes", None)
     fake = generator_images(G, latent_dim)
     cond = (torch.zeros(2, dtype=torch.long, device=fake.device),) if classes else ()
+    made = tuple(fake.shape[1:])
+    _same_images(made, image_shape)
     with _eval(D):
-        made = tuple(fake.shape[1:])
-        if image_shape is not None and made != tuple(image_shape):
-            raise UsageError(
-                f"G makes images of shape {_shape(made)}, but the loader serves "
-                f"{_shape(image_shape)}: build G for {_shape(image_shape)} images (e.g. the "
-                f"64x64 DCGAN for 64x64 ones) or make the loader with image_size={made[-1]}.")
         try:
             verdict = D(fake, *cond) if classes else D(fake)
         except (RuntimeError, TypeError) as err:
@@ -315,6 +311,22 @@ def gan_networks(G: Any, D: Any, image_shape: tuple[int, ...] | None = None) -> 
         raise UsageError(f"D ({type(D).__name__}) gives {tuple(verdict.shape)} for a batch of 2 "
                          "images, not one score per image: is it a discriminator? (G and D may "
                          "be swapped.)")
+
+
+def _same_images(made: tuple[int, ...], image_shape: tuple[int, ...] | None) -> None:
+    if image_shape is not None and made != tuple(image_shape):
+        raise UsageError(
+            f"G makes images of shape {_shape(made)}, but the loader serves "
+            f"{_shape(image_shape)}: build G for {_shape(image_shape)} images (e.g. the "
+            f"64x64 DCGAN for 64x64 ones) or make the loader with image_size={made[-1]}.")
+
+
+def generator_alone(G: Any, image_shape: tuple[int, ...] | None = None) -> None:
+    """Check that `G`, trained without a discriminator (a flow model), is a generator whose
+    images fit the loader's `image_shape` `(C, H, W)` (if known)."""
+    if not isinstance(G, nn.Module):
+        raise UsageTypeError(f"G must be a network (a torch.nn.Module), got {_type_name(G)}.")
+    _same_images(tuple(generator_images(G).shape[1:]), image_shape)
 
 
 def generator_images(G: nn.Module, latent_dim: int | None = None) -> torch.Tensor:
@@ -379,8 +391,9 @@ def loader_image_shape(loader: Any) -> tuple[int, ...] | None:
 def fit_arguments(G: Any, D: Any, loader: Any, epochs: Any, *, max_steps: Any = None,
                   seed: Any = None, sync_every: Any = None) -> dict[str, Any]:
     """What `fit` is given, checked before any work: the two networks (in order, fitting each
-    other and the loader's images), `epochs` (at least 1), `max_steps` and `sync_every` (None or
-    at least 1) and the seed (None or a seed). Returns the numbers, normalised."""
+    other and the loader's images; G alone, fitting them, when D is None), `epochs` (at least
+    1), `max_steps` and `sync_every` (None or at least 1) and the seed (None or a seed). Returns
+    the numbers, normalised."""
     checked = {"epochs": positive_int("epochs", epochs),
                "max_steps": optional(positive_int, "max_steps", max_steps),
                "sync_every": optional(positive_int, "sync_every", sync_every),
@@ -388,7 +401,10 @@ def fit_arguments(G: Any, D: Any, loader: Any, epochs: Any, *, max_steps: Any = 
     if not hasattr(loader, "__iter__"):
         raise UsageTypeError(f"loader must yield (images, labels) batches (a TensorLoader from "
                              f"make_loader, or a DataLoader), got {_type_name(loader)}.")
-    gan_networks(G, D, loader_image_shape(loader))
+    if D is None:
+        generator_alone(G, loader_image_shape(loader))
+    else:
+        gan_networks(G, D, loader_image_shape(loader))
     conditional_labels(G, getattr(loader, "labels", None))
     return checked
 

@@ -15,12 +15,14 @@ all of them at once and no notebook needs editing:
 
 Smoke mode is the package's business: lessons write their real settings (`EPOCHS = 15`) and the
 package shrinks the work under `GAN_SMOKE` (the loader's images, the evaluator's samples, the
-classifier's training, a lesson helper's step counts) with `smoke_cap`, so a smoke run takes the
+classifier's training, a lesson helper's step counts, a wall-clock budget) with `smoke_cap` and
+`smoke_times`, so a smoke run takes the
 same code paths with fewer steps and no lesson has to mention it.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 from pathlib import Path
@@ -81,6 +83,17 @@ def smoke_cap(value: int | None, cap: int) -> int | None:
     if not SMOKE:
         return value
     return cap if value is None else min(value, cap)
+
+
+SMOKE_SECONDS = 2.0
+"""The longest wall-clock training budget in smoke mode (`smoke_times`)."""
+
+
+def smoke_times(times: list[float]) -> list[float]:
+    """`times` (seconds of training) normally; in smoke mode scaled down together, so the last
+    is at most `SMOKE_SECONDS` (a lesson's 60-s race takes 2 s)."""
+    scale = SMOKE_SECONDS / max(times) if SMOKE and times and max(times) > SMOKE_SECONDS else 1.0
+    return [t * scale for t in times]
 
 
 def in_colab() -> bool:
@@ -195,6 +208,21 @@ def check_environment(dataset: str | None = None, device: str | torch.device | N
         raise UsageError(f"GAN_DATA_DIR is {folder}, which is a file: point it at a folder (the "
                          "datasets go into its MNIST/ and FashionMNIST/), or unset it.")
     return chosen
+
+
+@functools.cache
+def native_bf16(device: torch.device | str) -> bool:
+    """True where bfloat16 arithmetic is native, so bf16 autocast can pay off: a CUDA GPU with
+    bf16 (Ampere or later), or a CPU with AVX512-BF16 or AMX. False where it would be emulated
+    (older GPUs, CPUs with AVX2 or plain AVX-512: slower than float32) and on other devices."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported(
+            including_emulation=False)
+    if device.type == "cpu":
+        flags = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # torch.cpu, private
+        return any(getattr(torch.cpu, name, lambda: False)() for name in flags)
+    return False
 
 
 def seed_everything(seed: int) -> None:

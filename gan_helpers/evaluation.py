@@ -18,6 +18,7 @@ In smoke mode the number of generated (and reference) images per evaluation is c
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import sys
@@ -45,7 +46,7 @@ from .metrics import (
 from .models import generate
 from .run_folder import write_atomic
 from .state import Stop, TrainState
-from .timing import Stopwatch
+from .timing import Snapshots, Stopwatch
 
 SMOKE_SAMPLES = 256
 """The most images an evaluation generates (and `references` scores) in smoke mode."""
@@ -201,6 +202,21 @@ class Evaluator:
 
 
 # ----------------------------------------------------------------------------- during training
+
+
+def score_snapshots(G: nn.Module, snapshots: Snapshots, evaluator: Evaluator,
+                    n: int = N_SAMPLES, seed: int = 0) -> list[dict[str, Any]]:
+    """Each snapshot of a run on a wall-clock budget (`callbacks.WallClockBudget`) scored, in
+    order: `{"time", "elapsed", "step", **scores}`. A copy of `G` is loaded with each snapshot's
+    weights (`G` itself is left as it is); the noise is seeded by `seed`."""
+    scored = copy.deepcopy(G)
+    curve = []
+    for snap in snapshots.taken:
+        scored.load_state_dict(snap["weights"])
+        scores = evaluator.score_generator(scored, n=n, seed=seed)
+        curve.append({"time": snap["time"], "elapsed": snap["elapsed"], "step": snap["step"],
+                      **scores.as_dict()})
+    return curve
 
 
 class EvaluateEvery(Callback):

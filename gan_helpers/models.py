@@ -20,6 +20,7 @@ from torch import nn
 from torch.nn.utils import parametrize
 
 from . import checks
+from .flow import FlowGenerator
 
 
 class MLPGenerator(nn.Module):
@@ -317,7 +318,7 @@ CONDITIONAL = {"cmlp": "mlp", "cdcgan": "dcgan"}
 """Conditional model families by name, and the unconditional family each one extends."""
 
 GENERATORS = {cls.__name__: cls for cls in (MLPGenerator, DCGANGenerator, DCGAN64Generator,
-                                            ConditionalGenerator)}
+                                            ConditionalGenerator, FlowGenerator)}
 """The generator classes a checkpoint's record can name, by class name."""
 
 

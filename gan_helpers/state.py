@@ -83,9 +83,10 @@ class TrainState:
     `history`, and change the models (e.g. instance noise), but not the step counters."""
 
     G: nn.Module
-    D: nn.Module
+    D: nn.Module | None
+    """The discriminator; None for a model trained alone (a flow model: `fit_flow`)."""
     opt_g: torch.optim.Optimizer
-    opt_d: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer | None
     objective: Any
     loader: Any
     device: torch.device

@@ -36,6 +36,12 @@ WATCHED = {"loss_d": "discriminator's loss", "loss_g": "generator's loss",
 """The statistics checked for divergence, and their names in the message."""
 
 
+def grad_norm(module: torch.nn.Module) -> torch.Tensor:
+    """The L2 norm of all of `module`'s gradients together (what gradient clipping measures)."""
+    norms = [p.grad.norm() for p in module.parameters() if p.grad is not None]
+    return torch.stack(norms).norm() if norms else torch.zeros(())
+
+
 def loss_limits(objective) -> dict[str, float]:
     """The largest healthy size of each loss of `objective`: `EXPLODED` times its value for a
     discriminator whose outputs are all 0, at least `EXPLODED`.
@@ -62,8 +68,13 @@ class StepStats:
     steps (reading waits for the device, so on a GPU it is done rarely); checked for divergence
     when read. Also measures the training speed (`images_per_sec`)."""
 
-    def __init__(self, history: dict, objective, steps_per_epoch: int, every: int) -> None:
+    def __init__(self, history: dict, objective, steps_per_epoch: int, every: int,
+                 alone: bool = False) -> None:
+        """`alone`: G trains without a discriminator (a flow model): D's statistics are NaN and
+        only G's loss and gradient norm are watched."""
         self.history, self.steps_per_epoch, self.every = history, steps_per_epoch, every
+        self.watched = ({k: v for k, v in WATCHED.items() if k.endswith("_g")} if alone
+                        else WATCHED)
         self.pending: list[torch.Tensor] = []
         self.tick, self.images, self.images_per_sec = time.perf_counter(), 0, 0.0
         self.limits = loss_limits(objective)
@@ -95,7 +106,7 @@ class StepStats:
                 self.history[key].append(value)
         for i, row in enumerate(rows):
             for key, value in zip(STATS, row):
-                if key not in WATCHED or (key == "grad_g" and math.isnan(value)):
+                if key not in self.watched or (key == "grad_g" and math.isnan(value)):
                     continue  # G's gradient norm is NaN on the steps that update D only
                 limit = self.limits.get(key, DIVERGED)
                 if not abs(value) <= min(limit, DIVERGED):
@@ -106,7 +117,7 @@ class StepStats:
         why = (f"exploded past {limit:g}, {EXPLODED:g} times its size for a discriminator that "
                "cannot tell" if limit is not None else "")
         raise NonFiniteLossError(
-            f"The {WATCHED[key]} became {value:.4g} at step {step} (epoch "
+            f"The {self.watched[key]} became {value:.4g} at step {step} (epoch "
             f"{(step - 1) // self.steps_per_epoch + 1}){': ' + why if why else ''}: "
             "the run diverged. Training stopped so it does not go on producing blank images; "
             "the last good checkpoint, if any, is kept. Train again with a lower learning rate "

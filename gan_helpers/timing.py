@@ -1,10 +1,13 @@
-"""A pausable training clock: wall-clock seconds of training, with evaluation time left out."""
+"""A pausable training clock: wall-clock seconds of training, with evaluation time left out; and
+snapshots of a generator taken by that clock (a run on a wall-clock budget)."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+from torch import nn
 
 
 class Stopwatch:
@@ -30,3 +33,23 @@ class Stopwatch:
             yield
         finally:
             self._paused += time.perf_counter() - tick
+
+
+class Snapshots:
+    """Copies the generator's weights each time the clock passes one of `times`; says when the
+    budget (the last time) is used."""
+
+    def __init__(self, times: list[float]) -> None:
+        self.times = sorted(times)
+        self.taken: list[dict] = []
+        self.clock = Stopwatch()
+
+    def check(self, G: nn.Module, step: int) -> bool:
+        """Take the snapshots that are due; True once the budget is used."""
+        elapsed = self.clock.elapsed()
+        while len(self.taken) < len(self.times) and elapsed >= self.times[len(self.taken)]:
+            with self.clock.paused():
+                weights = {k: v.detach().to("cpu", copy=True) for k, v in G.state_dict().items()}
+                self.taken.append({"time": self.times[len(self.taken)], "elapsed": elapsed,
+                                   "step": step, "weights": weights})
+        return len(self.taken) == len(self.times)

@@ -12,11 +12,10 @@ neither matplotlib nor ipywidgets: the loop runs headless.
 
 from __future__ import annotations
 
-import functools
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -34,20 +33,15 @@ from .callbacks import (
     ProgressBar,
 )
 from .checkpoints import CheckpointWriteError
-from .config import seed_everything
+from .config import native_bf16, seed_everything
 from .data import dataset_of
 from .errors import NonFiniteLossError, UsageError
+from .flow import FLOW_LR, FlowMatching, flow_step
 from .models import describe
 from .objectives import BCEObjective, Objective
 from .run_folder import RunFiles, RunLock, RunWriteError
 from .state import History, Stop, TrainState
-from .stats import STATS, StepStats
-
-
-def grad_norm(module: nn.Module) -> torch.Tensor:
-    """The L2 norm of all of `module`'s gradients together (what gradient clipping measures)."""
-    norms = [p.grad.norm() for p in module.parameters() if p.grad is not None]
-    return torch.stack(norms).norm() if norms else torch.zeros(())
+from .stats import STATS, StepStats, grad_norm
 
 
 def train_step(G: nn.Module, D: nn.Module, opt_g: torch.optim.Optimizer,
@@ -108,21 +102,6 @@ def adam(module: nn.Module, lr: float = 2e-4, betas: tuple[float, float] = (0.5,
                             fused=SpeedOptions(fused_adam=fused).use_fused_adam(device))
 
 
-@functools.cache
-def native_bf16(device: torch.device | str) -> bool:
-    """True where bfloat16 arithmetic is native, so bf16 autocast can pay off: a CUDA GPU with
-    bf16 (Ampere or later), or a CPU with AVX512-BF16 or AMX. False where it would be emulated
-    (older GPUs, CPUs with AVX2 or plain AVX-512: slower than float32) and on other devices."""
-    device = torch.device(device)
-    if device.type == "cuda":
-        return torch.cuda.is_available() and torch.cuda.is_bf16_supported(
-            including_emulation=False)
-    if device.type == "cpu":
-        checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")  # torch.cpu, private
-        return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
-    return False
-
-
 @dataclass
 class SpeedOptions:
     """Optional speed-ups of the training loop; the defaults are what measured fastest.
@@ -149,18 +128,20 @@ class SpeedOptions:
     def use_fused_adam(self, device: torch.device) -> bool | None:
         return (device.type == "cuda" or None) if self.fused_adam is None else self.fused_adam
 
-    def apply(self, G: nn.Module, D: nn.Module,
-                device: torch.device) -> tuple[nn.Module, nn.Module]:
-        """Apply the options to the networks; return the modules the step should call."""
+    def apply(self, G: nn.Module, D: nn.Module | None,
+              device: torch.device) -> tuple[nn.Module, nn.Module | None]:
+        """Apply the options to the networks (D: None for a model trained alone); return the
+        modules the step should call."""
         if (device.type == "cuda" and self.cudnn_benchmark is not False
                 and not torch.are_deterministic_algorithms_enabled()):  # config.deterministic()
             torch.backends.cudnn.benchmark = True
+        networks = [G] if D is None else [G, D]
         if self.channels_last:
-            G.to(memory_format=torch.channels_last)
-            D.to(memory_format=torch.channels_last)
+            for net in networks:
+                net.to(memory_format=torch.channels_last)
         if self.compile:
-            return torch.compile(G), torch.compile(D)
-        return G, D
+            networks = [torch.compile(net) for net in networks]
+        return networks[0], networks[1] if D is not None else None
 
     def batch(self, real: torch.Tensor) -> torch.Tensor:
         if self.channels_last and real.dim() == 4:
@@ -206,7 +187,7 @@ class FitOptions:
 
 def fit(
     G: nn.Module,
-    D: nn.Module,
+    D: nn.Module | None,
     loader: Iterable,
     epochs: int = 1,
     *,
@@ -251,8 +232,12 @@ def fit(
       it exactly) and `history.G_ema` returns; the decay is part of the run's settings.
     - `options`: the rarer options (`FitOptions`: learning-rate schedule, recorded settings,
       speed-ups, how often to read the losses back, another step function).
+    - `D=None` trains G alone, with a step function of its own (`fit_flow`: a flow model).
     """
     options = options or FitOptions()
+    if D is None and options.step_fn is train_step:
+        raise UsageError("fit needs a discriminator D to train a GAN: fit(G, D, loader, ...). "
+                         "A flow model, which trains alone, trains with fit_flow(G, loader, ...).")
     checked = checks.fit_arguments(G, D, loader, epochs, max_steps=max_steps, seed=seed,
                                    sync_every=options.sync_every)  # before any work, in words
     if resume and overwrite:
@@ -271,8 +256,25 @@ def fit(
             checkpoints.restore(state, source, automatic=resume is None)
         state.replacing = overwrite and run_dir is not None and RunFiles(run_dir).holds_run()
         every = checked["sync_every"] or (1 if device.type == "cpu" else 25)
-        state.stats = StepStats(state.history, state.objective, state.steps_per_epoch, every)
+        state.stats = StepStats(state.history, state.objective, state.steps_per_epoch, every,
+                                alone=D is None)
         return _train(state, options)
+
+
+def fit_flow(G: nn.Module, loader: Iterable, epochs: int = 1, *,
+             opt_g: torch.optim.Optimizer | None = None, options: FitOptions | None = None,
+             **kwargs: Any) -> History:
+    """Train a flow-matching model (`flow.FlowGenerator`) alone, with `fit`'s loop: the same
+    callbacks, grids, checkpoints, exact resume and history (its loss is `loss_g`, D's
+    statistics are NaN). Each step is `flow.flow_step`; `opt_g` is Adam(`FLOW_LR`, betas
+    (0.9, 0.999)) by default. Other keyword arguments are `fit`'s."""
+    device = torch.device(kwargs["device"]) if kwargs.get("device") else next(
+        G.parameters()).device
+    options = options or FitOptions()
+    opt_g = opt_g or adam(G, lr=FLOW_LR, betas=(0.9, 0.999), device=device,
+                          fused=options.speed.use_fused_adam(device))
+    return fit(G, None, loader, epochs, objective=FlowMatching(), opt_g=opt_g,
+               options=replace(options, step_fn=flow_step), **kwargs)
 
 
 def _train(state: TrainState, options: FitOptions) -> History:
@@ -334,11 +336,12 @@ def _new_state(G: nn.Module, D: nn.Module, loader: Iterable, objective: Objectiv
     budget, the learning-rate schedule, the seeded fixed noise for the grids, and the run's
     record."""
     G.to(device).train()
-    D.to(device).train()
     objective = objective if objective is not None else BCEObjective()
     fused = options.speed.use_fused_adam(device)
     opt_g = opt_g or adam(G, device=device, fused=fused)
-    opt_d = opt_d or adam(D, device=device, fused=fused)
+    if D is not None:  # None: G trains alone (a flow model)
+        D.to(device).train()
+        opt_d = opt_d or adam(D, device=device, fused=fused)
     steps_per_epoch = len(loader)  # type: ignore[arg-type]
     if steps_per_epoch == 0:
         raise UsageError("The loader yields no batches: is the dataset smaller than a batch? "
@@ -354,11 +357,13 @@ def _new_state(G: nn.Module, D: nn.Module, loader: Iterable, objective: Objectiv
                 "lr_schedule_steps": total if options.lr_schedule else None,
                 "ema": ema,  # another decay averages differently: another run
                 **_optimizer_settings(opt_g, opt_d), **options.settings}
-    record = {"dataset": dataset_of(loader), "G": describe(G), "D": describe(D),
+    record = {"dataset": dataset_of(loader), "G": describe(G),
+              "D": describe(D) if D is not None else None,
               "objective": repr(objective), "settings": settings}
     state = TrainState(G, D, opt_g, opt_d, objective, loader, device, fixed_noise, total,
                        steps_per_epoch, record, run_dir=Path(run_dir) if run_dir else None,
-                       schedulers=_schedulers(options.lr_schedule, (opt_g, opt_d), total),
+                       schedulers=_schedulers(options.lr_schedule,
+                                              [o for o in (opt_g, opt_d) if o is not None], total),
                        fixed_labels=fixed_labels)
     state.history.update({k: [] for k in STATS})
     return state
@@ -377,14 +382,18 @@ def _fixed_batch(G: nn.Module, seed: int | None,
 
 
 def _optimizer_settings(opt_g: torch.optim.Optimizer,
-                        opt_d: torch.optim.Optimizer) -> dict[str, Any]:
+                        opt_d: torch.optim.Optimizer | None) -> dict[str, Any]:
     """The optimizers' kind and starting hyperparameters, for the run's record: `lr_g`, `lr_d`
-    and `betas` (G's; D's too as `betas_d` when they differ), the names `Recipe.settings` uses."""
-    g, d = opt_g.param_groups[0], opt_d.param_groups[0]
-    found = {"optimizer": type(opt_g).__name__, "lr_g": g.get("initial_lr", g["lr"]),
-             "lr_d": d.get("initial_lr", d["lr"])}
+    and `betas` (G's; D's too as `betas_d` when they differ), the names `Recipe.settings` uses.
+    A model trained alone (no `opt_d`) records G's only."""
+    g = opt_g.param_groups[0]
+    found = {"optimizer": type(opt_g).__name__, "lr_g": g.get("initial_lr", g["lr"])}
     if "betas" in g:
         found["betas"] = list(g["betas"])
+    if opt_d is None:
+        return found
+    d = opt_d.param_groups[0]
+    found["lr_d"] = d.get("initial_lr", d["lr"])
     if d.get("betas") != g.get("betas"):
         found["betas_d"] = list(d["betas"]) if "betas" in d else None
     return found

@@ -129,8 +129,8 @@ def save_history_plot(history: Mapping[str, Sequence[float]],
 def plot_quality(runs: Mapping[str, Sequence[Mapping[str, Any]]],
                  references: Mapping[str, Scores] | None = None, x: str = "seconds",
                  axes: Sequence[plt.Axes] | None = None) -> plt.Figure:
-    """FID (log scale), IS and coverage against training time (`x="seconds"`), `"epoch"` or
-    `"step"`.
+    """FID (log scale), IS and coverage against training time (`x="seconds"`; `"time"` for
+    `evaluation.score_snapshots`' curves), `"epoch"` or `"step"`.
 
     `runs` maps a name to its `history["eval"]`; `references` (from `Evaluator.references`) are
     drawn as dashed lines.
@@ -149,7 +149,7 @@ def plot_quality(runs: Mapping[str, Sequence[Mapping[str, Any]]],
         for (name, ref), style in zip((references or {}).items(), ("--", ":")):
             ax.axhline(getattr(ref, key), color="gray", linestyle=style, label=name)
         ax.set_title(title)
-        ax.set_xlabel("training time (s)" if x == "seconds" else x)
+        ax.set_xlabel("training time (s)" if x in ("seconds", "time") else x)
         ax.set_xlim(left=0)
         ax.grid(alpha=0.3)
     axes[0].set_yscale("log")

@@ -146,19 +146,19 @@ def test_budget_schedule_sets_both_learning_rates_from_the_budgets_clock(monkeyp
     G, D = nn.Linear(2, 2), nn.Linear(2, 2)
     state = types.SimpleNamespace(opt_g=torch.optim.Adam(G.parameters(), lr=4e-4),
                                   opt_d=torch.optim.Adam(D.parameters(), lr=2e-4))
-    budget = bench.WallClockBudget([10.0])
+    budget = bench.WallClockBudget([2.0])
     schedule = bench.BudgetSchedule(budget.snapshots, "decay")
     budget.on_fit_start(state)
     schedule.on_fit_start(state)
-    clock.now += 2.5
+    clock.now += 0.5
     schedule.on_step_end(state)
     assert state.opt_g.param_groups[0]["lr"] == pytest.approx(3e-4)
     assert state.opt_d.param_groups[0]["lr"] == pytest.approx(1.5e-4)
     with budget.snapshots.clock.paused():  # time spent on snapshots does not count
         clock.now += 100.0
-    clock.now += 5.0
+    clock.now += 1.0
     schedule.on_step_end(state)
-    assert state.opt_g.param_groups[0]["lr"] == pytest.approx(1e-4)  # 7.5 s of 10
+    assert state.opt_g.param_groups[0]["lr"] == pytest.approx(1e-4)  # 1.5 s of 2
 
 
 def test_project_training_runs_with_a_schedule_and_speed_options():
@@ -178,6 +178,8 @@ def test_every_configuration_is_described_with_its_schedule_and_speed_options():
         assert all(described[name] == value for name, value in cfg.speed), key
         cfg.preset.recipe.settings()  # a valid recipe
     assert set(bench.DEFAULT_CONFIGS) < set(bench.CONFIGS)
+    flow = bench.describe_config("flow", args, torch.device("cpu"))
+    assert (flow["model"], flow["batch_size"], flow["sampling_steps"]) == ("flow", 64, 16)
     lever = bench.describe_config("tuned-lr8-hinge-cl-late-decay", args, torch.device("cpu"))
     assert (lever["lr_g"], lever["channels_last"], lever["lr_schedule"]) == (8e-4, True,
                                                                            "late-decay")
@@ -278,6 +280,14 @@ def test_without_the_baseline_there_is_no_time_to_reach(tiny_data, tmp_path, cap
     assert results["best"] is None and not results["target_met"]
     assert "needs the classic baseline" in capsys.readouterr().out
     assert (tmp_path / "fid_over_time.png").exists()
+
+
+def test_the_flow_model_races_on_the_same_ruler(tiny_data, tmp_path, capsys):
+    results = bench.main(["--quick", "--seeds", "1", "--configs", "flow", "--out", str(tmp_path)])
+    (run,) = results["models"][bench.FLOW_NAME]["runs"]
+    assert [point["time"] for point in run["curve"]] == [0.25, 0.5]
+    assert run["steps"] >= 1 and math.isfinite(run["curve"][-1]["fid"])
+    assert results["models"][bench.FLOW_NAME]["settings"]["model"] == "flow"
 
 
 def test_each_configuration_trains_its_recipe_with_its_batch_size(monkeypatch):
