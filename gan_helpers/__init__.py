@@ -16,7 +16,8 @@ matplotlib plots), `display` (a widget where widgets render, a static picture el
 generators, and the callbacks that score, keep the best and stop early), `conditional` (sampling a
 conditional GAN), `latent` and `latent_views` (the latent space: its maths; its pictures and
 explorer), `toy` (the 1-D GAN of lesson 00), `exercises` (lesson 02's check of
-the learner's own training step) and `__main__` (the command line).
+the learner's own training step), `flow` (lesson 09's flow-matching model, trained alone by
+`training.fit_flow`) and `__main__` (the command line).
 """
 
 try:

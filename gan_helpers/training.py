@@ -268,11 +268,11 @@ def fit_flow(G: nn.Module, loader: Iterable, epochs: int = 1, *,
     callbacks, grids, checkpoints, exact resume and history (its loss is `loss_g`, D's
     statistics are NaN). Each step is `flow.flow_step`; `opt_g` is Adam(`FLOW_LR`, betas
     (0.9, 0.999)) by default. Other keyword arguments are `fit`'s."""
-    device = torch.device(kwargs["device"]) if kwargs.get("device") else next(
-        G.parameters()).device
     options = options or FitOptions()
-    opt_g = opt_g or adam(G, lr=FLOW_LR, betas=(0.9, 0.999), device=device,
-                          fused=options.speed.use_fused_adam(device))
+    if opt_g is None and isinstance(G, nn.Module):  # (anything else: fit says what G must be)
+        device = torch.device(kwargs.get("device") or next(G.parameters()).device)
+        opt_g = adam(G, lr=FLOW_LR, betas=(0.9, 0.999), device=device,
+                     fused=options.speed.use_fused_adam(device))
     return fit(G, None, loader, epochs, objective=FlowMatching(), opt_g=opt_g,
                options=replace(options, step_fn=flow_step), **kwargs)
 

@@ -17,7 +17,8 @@ from torch import nn
 
 from benchmarks import bench_time_to_quality as bench
 from benchmarks.baseline import ClassicBCE, ClassicDiscriminator, ClassicGenerator, classic_step
-from gan_helpers import timing
+from gan_helpers import config, timing
+from gan_helpers.callbacks import WallClockBudget
 from gan_helpers.recipes import TUNED, TUNED_BATCH_SIZE, Recipe
 from gan_helpers.training import native_bf16
 from tests.helpers import tiny_loader
@@ -101,6 +102,15 @@ def test_snapshots_leave_the_time_spent_copying_weights_out(monkeypatch):
     assert [(s["time"], s["step"]) for s in snapshots.taken] == [(1.0, 2), (2.0, 3)]
     assert [s["elapsed"] for s in snapshots.taken] == pytest.approx([1.5, 2.2])
     assert isinstance(snapshots.clock, timing.Stopwatch)
+
+
+def test_smoke_mode_shrinks_a_budget_and_keeps_its_proportions(monkeypatch):
+    monkeypatch.setattr(config, "SMOKE", False)
+    assert config.smoke_times([15, 30, 60]) == [15, 30, 60]
+    monkeypatch.setattr(config, "SMOKE", True)
+    assert config.smoke_times([15, 30, 60]) == [0.5, 1.0, 2.0]
+    assert config.smoke_times([0.25, 0.5]) == [0.25, 0.5]  # short enough already
+    assert WallClockBudget([30, 60]).snapshots.times == [1.0, 2.0]
 
 
 def test_train_classic_takes_every_snapshot_and_stops_at_the_budget(tiny_data):

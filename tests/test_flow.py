@@ -11,7 +11,7 @@ from torch import nn
 
 from gan_helpers import models
 from gan_helpers.checkpoints import load_checkpoint, load_generator
-from gan_helpers.errors import NonFiniteLossError, UsageError
+from gan_helpers.errors import NonFiniteLossError, UsageError, UsageTypeError
 from gan_helpers.flow import (
     FlowGenerator,
     VelocityNet,
@@ -156,6 +156,11 @@ def test_fit_without_a_discriminator_says_to_use_fit_flow():
     G, _ = small_gan()
     with pytest.raises(UsageError, match="fit_flow"):
         fit(G, None, tiny_loader(), progress=False)
+
+
+def test_fit_flow_refuses_what_is_not_a_network():
+    with pytest.raises(UsageTypeError, match="torch.nn.Module"):
+        fit_flow("a generator", tiny_loader(), progress=False)
 
 
 def test_a_flow_model_for_other_images_is_refused_before_training():

@@ -22,6 +22,8 @@ REQUIRED = {
     "03_dcgan.ipynb": {"DCGANGenerator", "DCGANDiscriminator", "norm_layer", "weights_init"},
     "06_conditional_gan.ipynb": {"ConditionalGenerator", "ProjectionDiscriminator"},
     "08_failure_modes.ipynb": {"gradient_penalty", "WGANGPObjective"},
+    "09_gans_and_flow_matching.ipynb": {"straight_path", "flow_matching_loss", "VelocityNet",
+                                        "euler_sample", "FlowGenerator", "flow_step"},
 }
 
 
