@@ -31,7 +31,7 @@ def test_the_lessons_loop_is_fit_flows_step():
     torch.manual_seed(3)
     G = flow.FlowGenerator(width=8)
     start = copy.deepcopy(G.velocity)
-    loader = tiny_loader(n=96)  # 3 batches of 32: the loop's zip ends with the loader
+    loader = tiny_loader(n=96)  # 3 batches of 32: the loop ends with the loader
     shim = types.SimpleNamespace(VelocityNet=lambda width: copy.deepcopy(start),
                                  FLOW_WIDTH=8, FLOW_LR=flow.FLOW_LR,
                                  flow_matching_loss=flow.flow_matching_loss)
