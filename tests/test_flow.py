@@ -1,5 +1,6 @@
 """Flow matching (lesson 09): the path, the loss, the Euler sampler, the generator, and training
-with `fit_flow`: checkpoints, exact resume, `load_generator`, the command line's `sample`."""
+with `fit_flow`: checkpoints, exact resume, `load_generator`, the command line's `sample` and
+`evaluate`."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import pytest
 import torch
 from torch import nn
 
-from gan_helpers import models
+from gan_helpers import data, models
+from gan_helpers.__main__ import main
 from gan_helpers.checkpoints import load_checkpoint, load_generator
 from gan_helpers.errors import NonFiniteLossError, UsageError, UsageTypeError
 from gan_helpers.flow import (
@@ -174,3 +176,11 @@ def test_a_diverging_flow_run_stops_and_names_the_step(tmp_path):
     opt = torch.optim.SGD(G.parameters(), lr=1e6)
     with pytest.raises(NonFiniteLossError, match="generator's"):
         fit_flow(G, tiny_loader(), epochs=3, opt_g=opt, progress=False)
+
+
+def test_the_command_line_evaluates_a_flow_run(tiny_data, tmp_path, capsys):
+    loader = data.make_loader("fashion-mnist", batch_size=64)
+    fit_flow(small_flow(), loader, epochs=1, run_dir=tmp_path / "flow", progress=False)
+    assert main(["evaluate", str(tmp_path / "flow"), "--n", "64"]) == 0
+    table = capsys.readouterr().out
+    assert "checkpoint.pt (step 4)" in table and "FID" in table
