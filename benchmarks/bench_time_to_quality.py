@@ -89,8 +89,8 @@ from gan_helpers.training import FitOptions, SpeedOptions, fit, fit_flow
 BASELINE = "classic MLP (baseline)"
 FLOW_NAME = f"Flow matching, U-Net {FLOW_WIDTH}, {FLOW_STEPS} Euler steps, bf16"
 FLOW_AMP = "auto"
-"""The flow model trains with bf16 autocast where it is native, as the tuned GAN does (it samples
-in float32)."""
+"""The flow model trains with bf16 autocast where it is native, as the tuned GAN does (and
+`FlowGenerator` samples in bf16 there too)."""
 EMA_DECAY = 0.999
 """The moving average's decay for the "+ EMA" configurations (ProGAN's; its warm-up,
 `ema_decay`, makes it follow the generator closely over the first few thousand steps)."""
