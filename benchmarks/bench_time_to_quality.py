@@ -84,7 +84,7 @@ from gan_helpers.recipes import PRESETS, TUNED, TUNED_BATCH_SIZE, Preset, Recipe
 from gan_helpers.run_config import add_data_flags
 from gan_helpers.state import TrainState
 from gan_helpers.timing import Snapshots
-from gan_helpers.training import FitOptions, SpeedOptions, fit, fit_flow
+from gan_helpers.training import FitOptions, SpeedOptions, fit, fit_flow, lr_factor
 
 BASELINE = "classic MLP (baseline)"
 FLOW_NAME = f"Flow matching, U-Net {FLOW_WIDTH}, {FLOW_STEPS} Euler steps, bf16"
@@ -100,7 +100,8 @@ EMA_DECAY = 0.999
 class Config:
     """One configuration: its name in the results and what `fit` trains (a `Preset`: recipe,
     batch size, autocast; None: the classic tutorial's own loop). A batch size of None is
-    `--batch-size`. `schedule` scales both learning rates over the budget's clock (`lr_factor`);
+    `--batch-size`. `schedule` scales both learning rates over the budget's clock (`lr_factor`;
+    None: the preset's own `lr_schedule`);
     `speed` adds `SpeedOptions` fields (`channels_last`, `compile`) to the preset's autocast.
     `flow=True`: lesson 09's flow-matching model (`train_flow`), not a GAN."""
 
@@ -109,6 +110,11 @@ class Config:
     schedule: str | None = None
     speed: tuple[tuple[str, bool], ...] = ()
     flow: bool = False
+
+    @property
+    def lr_schedule(self) -> str | None:
+        """The schedule it trains with: its own, else its preset's."""
+        return self.schedule or (self.preset.lr_schedule if self.preset else None)
 
 
 def _tuned(**changes: object) -> Preset:
@@ -128,15 +134,15 @@ CONFIGS = {
     "tuned-ema-bf16": Config("DCGAN, tuned + EMA, bf16", TUNED_EMA._replace(amp="auto")),
     "tuned-ttur": Config("DCGAN, tuned, TTUR", Preset(dataclasses.replace(TUNED, lr_g=1e-4),
                                                       TUNED_BATCH_SIZE)),
-    "tuned-decay": Config("DCGAN, tuned, bf16, lr decay", PRESETS["tuned"], "decay"),
+    "tuned-decay": Config("DCGAN, tuned, bf16, lr decay", PRESETS["tuned"], "linear"),
     "tuned-late-decay": Config("DCGAN, tuned, bf16, late lr decay", PRESETS["tuned"],
-                               "late-decay"),
+                               "late-linear"),
     "tuned-ema995": Config("DCGAN, tuned + EMA 0.995, bf16",
                            _tuned(ema=0.995)._replace(amp="auto")),
     "tuned-hinge": Config("DCGAN, tuned, bf16, hinge", _tuned(loss="hinge")._replace(amp="auto")),
     "tuned-lr8-late-decay": Config("DCGAN, tuned, bf16, lr 8e-4, late lr decay",
                                    _tuned(lr_g=8e-4, lr_d=8e-4)._replace(amp="auto"),
-                                   "late-decay"),
+                                   "late-linear"),
     "tuned-channels-last": Config("DCGAN, tuned, bf16, channels-last", PRESETS["tuned"],
                                   speed=(("channels_last", True),)),
     "tuned-compile": Config("DCGAN, tuned, bf16, compiled", PRESETS["tuned"],
@@ -154,19 +160,19 @@ CONFIGS = {
                            speed=(("channels_last", True),)),
     "tuned-lr8-cl-late-decay": Config("DCGAN, tuned, bf16, lr 8e-4, channels-last, late lr decay",
                                       _tuned(lr_g=8e-4, lr_d=8e-4)._replace(amp="auto"),
-                                      "late-decay", (("channels_last", True),)),
+                                      "late-linear", (("channels_last", True),)),
     "tuned-lr8-hinge-cl-late-decay": Config(
         "DCGAN, tuned, bf16, lr 8e-4, hinge, channels-last, late lr decay",
-        _tuned(lr_g=8e-4, lr_d=8e-4, loss="hinge")._replace(amp="auto"), "late-decay",
+        _tuned(lr_g=8e-4, lr_d=8e-4, loss="hinge")._replace(amp="auto"), "late-linear",
         (("channels_last", True),)),
     "tuned-lr8-hinge": Config("DCGAN, tuned, bf16, lr 8e-4, hinge",
                               _tuned(lr_g=8e-4, lr_d=8e-4, loss="hinge")._replace(amp="auto")),
     "tuned-lr8-hinge-late-decay": Config("DCGAN, tuned, bf16, lr 8e-4, hinge, late lr decay",
                                          _tuned(lr_g=8e-4, lr_d=8e-4, loss="hinge")
-                                         ._replace(amp="auto"), "late-decay"),
+                                         ._replace(amp="auto"), "late-linear"),
     "tuned-lr16-late-decay": Config("DCGAN, tuned, bf16, lr 1.6e-3, late lr decay",
                                     _tuned(lr_g=1.6e-3, lr_d=1.6e-3)._replace(amp="auto"),
-                                    "late-decay"),
+                                    "late-linear"),
     "flow": Config(FLOW_NAME, None, flow=True),
 }
 """The configurations `--configs` picks from, by name."""
@@ -188,27 +194,11 @@ command line win."""
 # ----------------------------------------------------------------------------- the budget
 
 
-SCHEDULES = ("decay", "late-decay")
-
-
-def lr_factor(schedule: str | None, progress: float) -> float:
-    """The learning rates' factor when `progress` (0 to 1) of the budget is used: "decay" falls
-    linearly from 1 to 0 over the whole budget; "late-decay" stays 1 over its first half, then
-    falls linearly to 0 (a warmup-stable-decay schedule without the warm-up); None is always 1."""
-    progress = min(max(progress, 0.0), 1.0)
-    if schedule == "decay":
-        return 1.0 - progress
-    if schedule == "late-decay":
-        return min(1.0, 2.0 * (1.0 - progress))
-    if schedule is None:
-        return 1.0
-    raise ValueError(f"unknown schedule {schedule!r}: pick from {', '.join(SCHEDULES)} or None")
-
-
 class BudgetSchedule(Callback):
-    """For `fit`: sets both learning rates to their first value times `lr_factor(schedule, t /
-    budget)` before every step, `t` read from the budget's own clock (`Snapshots.clock`, paused
-    while snapshots are taken), so the schedule ends when the budget does."""
+    """For `fit`: sets both learning rates to their first value times
+    `gan_helpers.training.lr_factor(schedule, t / budget)` before every step, `t` read from the
+    budget's own clock (`Snapshots.clock`, paused while snapshots are taken), so the schedule
+    ends when the budget does (`fit`'s own `lr_schedule` counts steps, unknown here)."""
 
     def __init__(self, snapshots: Snapshots, schedule: str) -> None:
         lr_factor(schedule, 0.0)  # an unknown schedule fails here, before training
@@ -306,10 +296,9 @@ def trainers(configs: Sequence[str], dataset: str, times: list[float], device: t
             return lambda seed: train_flow(seeded(FLOW_BATCH_SIZE, seed), times, device, seed)
         if cfg.preset is None:
             return lambda seed: train_classic(dataset, times, device, seed, batch_size)
-        recipe, size, amp = cfg.preset
-        size = size or batch_size
+        recipe, size, amp = cfg.preset.recipe, cfg.preset.batch_size or batch_size, cfg.preset.amp
         return lambda seed: train_project(recipe, seeded(size, seed), times, device, seed, amp,
-                                          cfg.schedule, cfg.speed)
+                                          cfg.lr_schedule, cfg.speed)
 
     return {CONFIGS[key].name: trainer(CONFIGS[key]) for key in configs}
 
@@ -326,10 +315,10 @@ def describe_config(key: str, args: argparse.Namespace, device: torch.device) ->
                 "amp": FLOW_AMP, "bf16": SpeedOptions(amp=FLOW_AMP).uses_bf16(device)}
     if cfg.preset is None:
         return {"batch_size": args.batch_size}
-    recipe, size, amp = cfg.preset
-    settings = {"batch_size": size or args.batch_size, **recipe.settings(), "ema": recipe.ema,
-                "amp": amp, "bf16": SpeedOptions(amp=amp).uses_bf16(device),
-                "lr_schedule": cfg.schedule, **dict(cfg.speed)}
+    recipe, amp = cfg.preset.recipe, cfg.preset.amp
+    settings = {"batch_size": cfg.preset.batch_size or args.batch_size, **recipe.settings(),
+                "ema": recipe.ema, "amp": amp, "bf16": SpeedOptions(amp=amp).uses_bf16(device),
+                "lr_schedule": cfg.lr_schedule, **dict(cfg.speed)}
     return json.loads(json.dumps(settings))  # as the JSON holds them: tuples as lists
 
 

@@ -43,7 +43,7 @@ from .models import generate
 from .run_config import NON_NEGATIVE, POSITIVE, SEED, RunConfig
 from .run_folder import RunFiles, RunLock, RunWriteError
 from .state import Stop
-from .training import FitOptions, SpeedOptions, fit
+from .training import LR_SCHEDULES, FitOptions, SpeedOptions, fit
 
 SAMPLES = run_config.number(int, 1, high=100_000)  # sample --n; a PNG grid is limited further
 EVAL_SAMPLES = run_config.number(int, 2, high=100_000)
@@ -93,8 +93,10 @@ def _train_options(t: argparse.ArgumentParser) -> None:
                    help="run folder (default: runs/DATASET/MODEL)")
     t.add_argument("--resume", action="store_true", help="continue the run in OUT")
     t.add_argument("--overwrite", action="store_true", help="replace the run in OUT")
-    t.add_argument("--lr-schedule", choices=["linear"], default=None,
-                   help="decay the learning rates linearly to 0 over the run")
+    t.add_argument("--lr-schedule", choices=[*LR_SCHEDULES, "none"], default=None,
+                   help="linear: decay the learning rates linearly to 0 over the run; "
+                        "late-linear: over its second half; none: constant (default: the "
+                        "recipe's)")
     t.add_argument("--seed", type=SEED, default=0)
     t.add_argument("--limit", type=POSITIVE, default=None, help="train on the first N images")
     t.add_argument("--max-steps", type=POSITIVE, default=None, help="stop after N steps in all")

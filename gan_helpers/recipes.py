@@ -145,16 +145,17 @@ TUNED_BATCH_SIZE = 64
 
 
 class Preset(NamedTuple):
-    """A recipe with the batch size (None: the caller's default) and `SpeedOptions.amp` it was
-    measured with."""
+    """A recipe with the batch size (None: the caller's default), `SpeedOptions.amp` and
+    learning-rate schedule (`FitOptions.lr_schedule`, over the run) it was measured with."""
 
     recipe: Recipe
     batch_size: int | None = None
     amp: str | None = None
+    lr_schedule: str | None = None
 
     def options(self) -> FitOptions:
-        """`fit`'s options for this preset (its bf16 autocast setting)."""
-        return FitOptions(speed=SpeedOptions(amp=self.amp))
+        """`fit`'s options for this preset: its bf16 autocast setting and its schedule."""
+        return FitOptions(lr_schedule=self.lr_schedule, speed=SpeedOptions(amp=self.amp))
 
 
 PRESETS = {"paper": Preset(Recipe(), DEFAULT_BATCH_SIZE),

@@ -22,7 +22,7 @@ from . import checks, config
 from .errors import UsageError
 from .models import CONDITIONAL, MODELS
 from .objectives import OBJECTIVES
-from .recipes import PRESETS, Recipe, default_name
+from .recipes import PRESETS, Preset, Recipe, default_name
 
 TRAIN_IMAGES = 60_000
 """The size of the training split of MNIST and of Fashion-MNIST."""
@@ -185,7 +185,8 @@ class RunConfig:
                    resume=args.resume, overwrite=args.overwrite,
                    amp=None if args.amp == "off" else args.amp or preset.amp,
                    compile=args.compile, channels_last=args.channels_last, threads=args.threads,
-                   sync_every=args.sync_every, lr_schedule=args.lr_schedule, limit=args.limit,
+                   sync_every=args.sync_every, lr_schedule=_schedule(args.lr_schedule, preset),
+                   limit=args.limit,
                    max_steps=args.max_steps, eval_every=args.eval_every or (
                        1 if args.early_stop else 0),
                    eval_samples=args.eval_samples, early_stop=args.early_stop)
@@ -194,6 +195,11 @@ class RunConfig:
         """What defines the run beyond its networks and loader, recorded with it (a resumed
         run must match)."""
         return {**self.recipe.settings(), "limit": self.limit}
+
+
+def _schedule(asked: str | None, preset: Preset) -> str | None:
+    """`--lr-schedule`: as asked ("none": constant), else the preset's."""
+    return preset.lr_schedule if asked is None else None if asked == "none" else asked
 
 
 def _check_folder(out: Path, resume: bool, overwrite: bool) -> None:

@@ -166,7 +166,8 @@ class SpeedOptions:
 class FitOptions:
     """`fit`'s rarer options, in one object:
 
-    - `lr_schedule="linear"` decays both learning rates to 0 over the run;
+    - `lr_schedule="linear"` decays both learning rates to 0 over the run, `"late-linear"` over
+      its second half (`lr_factor`);
     - `settings`: what else defines the run (batch size, a recipe...), recorded and compared;
     - `speed`: optional speed-ups (`SpeedOptions`);
     - `sync_every`: read the losses back from the device every N steps (default: every step on
@@ -399,18 +400,33 @@ def _optimizer_settings(opt_g: torch.optim.Optimizer,
     return found
 
 
-def linear_decay(total_steps: int) -> Callable[[int], float]:
-    """A learning-rate factor falling linearly from 1 to 0 over `total_steps` steps."""
-    return lambda step: max(0.0, 1.0 - step / total_steps)
+LR_SCHEDULES = ("linear", "late-linear")
+"""`FitOptions.lr_schedule`'s choices (besides None, constant learning rates)."""
+
+
+def lr_factor(schedule: str | None, progress: float) -> float:
+    """The learning rates' factor when `progress` (0 to 1) of the run is done: "linear" falls
+    from 1 to 0 over the whole run; "late-linear" stays 1 over its first half, then falls
+    linearly to 0 (warmup-stable-decay without the warm-up); None is always 1. `fit` counts
+    progress in steps, the time-to-quality benchmark on its budget's clock."""
+    progress = min(max(progress, 0.0), 1.0)
+    if schedule == "linear":
+        return 1.0 - progress
+    if schedule == "late-linear":
+        return min(1.0, 2.0 * (1.0 - progress))
+    if schedule is None:
+        return 1.0
+    raise UsageError(f"Unknown lr_schedule {schedule!r}: use None, "
+                     f"{' or '.join(repr(s) for s in LR_SCHEDULES)}.")
 
 
 def _schedulers(lr_schedule: str | None, optimizers: Sequence[torch.optim.Optimizer],
                 total: int) -> list:
+    lr_factor(lr_schedule, 0.0)  # an unknown schedule fails here, before training
     if lr_schedule is None:
         return []
-    if lr_schedule == "linear":
-        return [torch.optim.lr_scheduler.LambdaLR(o, linear_decay(total)) for o in optimizers]
-    raise UsageError(f"Unknown lr_schedule {lr_schedule!r}: use None or 'linear'.")
+    return [torch.optim.lr_scheduler.LambdaLR(o, lambda step: lr_factor(lr_schedule, step / total))
+            for o in optimizers]
 
 
 def _with_defaults(callbacks: Sequence[Callback], run_dir: Any, progress: bool,

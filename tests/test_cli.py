@@ -78,7 +78,7 @@ def test_the_dcgan_trains_the_tuned_recipe_on_a_cpu_unless_told_otherwise(tiny_d
     for model, loss, device in (("mlp", "bce", "cpu"), ("dcgan", "hinge", "cpu"),
                                 ("dcgan", "bce", "meta")):
         assert default_name(model, loss, torch.device(device)) == "paper"
-    assert PRESETS["paper"] == (Recipe(), 128, None)
+    assert PRESETS["paper"] == (Recipe(), 128, None, None)
     # Lessons take the same rule by name: the tuned preset on a CPU, with its bf16 setting.
     assert recipes.default_preset("cpu") is PRESETS["tuned"]
     assert recipes.default_preset(torch.device("meta")) is PRESETS["paper"]

@@ -25,7 +25,7 @@ from gan_helpers.models import generate
 from gan_helpers.objectives import BCEObjective, WGANGPObjective
 from gan_helpers.run_folder import RunFiles
 from gan_helpers.stats import STATS
-from gan_helpers.training import FitOptions, SpeedOptions, fit, train_step
+from gan_helpers.training import FitOptions, SpeedOptions, fit, lr_factor, train_step
 from tests.helpers import StopAt, small_gan, tiny_loader
 
 
@@ -131,6 +131,31 @@ def test_linear_schedule_decays_to_zero(tmp_path):
     fit(G, D, tiny_loader(), epochs=1, opt_g=opt_g, options=FitOptions(lr_schedule="linear"),
         progress=False)
     assert opt_g.param_groups[0]["lr"] == 0.0
+
+
+def test_lr_factor_gives_each_schedule_over_the_run():
+    assert [lr_factor("linear", p) for p in (0.0, 0.25, 1.0, 1.5)] == [1.0, 0.75, 0.0, 0.0]
+    assert [lr_factor("late-linear", p) for p in (0.0, 0.5, 0.75, 1.0)] == [1.0, 1.0, 0.5, 0.0]
+    assert lr_factor(None, 0.9) == 1.0
+    with pytest.raises(UsageError, match="Unknown lr_schedule 'cosine'.*'late-linear'"):
+        lr_factor("cosine", 0.5)
+
+
+def test_late_linear_schedule_holds_the_first_half_then_decays_to_zero():
+    record = RecordLR()
+    G, D = small_gan()
+    fit(G, D, tiny_loader(), epochs=2, options=FitOptions(lr_schedule="late-linear"),
+        progress=False, callbacks=[record])
+    lrs = [g for g, _ in record.lrs]
+    assert lrs[:8] == [2e-4] * 8  # steps 1 to 8 of 16: the first half, untouched
+    assert lrs[8:] == pytest.approx([2e-4 * 2 * (16 - s) / 16 for s in range(9, 17)])
+    assert lrs[-1] == 0.0
+
+
+def test_an_unknown_schedule_is_refused_before_training():
+    G, D = small_gan()
+    with pytest.raises(UsageError, match="Unknown lr_schedule 'cosine'"):
+        fit(G, D, tiny_loader(), options=FitOptions(lr_schedule="cosine"), progress=False)
 
 
 def run_pieces(kind, tmp_path, stops, **kwargs):
