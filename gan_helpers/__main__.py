@@ -14,7 +14,7 @@ FID) join them; `--early-stop K` stops when the FID has not improved for K evalu
 `--model cdcgan` (or `cmlp`) trains a conditional GAN (lesson 06); `--loss` picks the objective and
 `--spectral-norm`, `--label-smoothing` and `--instance-noise` the stabilisers of lesson 08.
 `--recipe` picks the DCGAN's defaults: `tuned` (on a CPU, the default: 32 channels, batches of 64,
-lr 4e-4, bf16 autocast where the CPU has it natively: the most quality per second measured) or
+lr 8e-4, bf16 autocast where the CPU has it natively: the most quality per second measured) or
 `paper` (the DCGAN paper's).
 `--ema DECAY` keeps a moving average of the generator's weights, which the grids, the scores,
 `best.pt`, `sample` and `evaluate` then use (`--raw` asks them for the generator's own weights).

@@ -323,10 +323,13 @@ def check_same_run(checkpoint: dict[str, Any], wanted: dict[str, Any],
     """
     diffs = record_differences(run_record(checkpoint, path), wanted)
     if diffs:
+        stretched = any(d.startswith("lr_schedule_steps") for d in diffs)
+        why = (" (the learning-rate schedule spans the run it was started as: a longer or "
+               "shorter run is another run)") if stretched else ""
         raise RunMismatchError(
-            f"{path} holds another run than this one asks for: {'; '.join(diffs)}. To continue "
-            "that run, ask for what it was made with; to start a new one, use another run folder "
-            "(a new --out or run_dir), or replace this one (--overwrite, or "
+            f"{path} holds another run than this one asks for: {'; '.join(diffs)}{why}. To "
+            "continue that run, ask for what it was made with; to start a new one, use another "
+            "run folder (a new --out or run_dir), or replace this one (--overwrite, or "
             "fit(..., overwrite=True)).")
 
 

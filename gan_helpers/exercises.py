@@ -146,7 +146,7 @@ def _setup(real: torch.Tensor):
     shape = tuple(real.shape[1:])
     G = models.MLPGenerator(latent_dim=LATENT_DIM, hidden=(32, 64), image_shape=shape)
     D = models.MLPDiscriminator(hidden=(64, 32), image_shape=shape, dropout=0.0)
-    opt_g, opt_d = adam(G), adam(D)  # lesson 02's Adam: 2e-4, betas (0.5, 0.999)
+    opt_g, opt_d = adam(G, lr=5e-4), adam(D, lr=5e-4)  # lesson 02's Adam
     _step(G, D, opt_g, opt_d, real.flip(0), torch.randn(len(real), LATENT_DIM))
     return G, D, opt_g, opt_d, torch.randn(len(real), LATENT_DIM)
 

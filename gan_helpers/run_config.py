@@ -92,12 +92,12 @@ def add_recipe_flags(t: argparse.ArgumentParser) -> None:
     t.add_argument("--recipe", choices=list(PRESETS), default=None,
                    help="the DCGAN's defaults. paper: the DCGAN paper's (64 channels, batches of "
                         "128, lr 2e-4); tuned: the most quality per second measured on a CPU (32 "
-                        "channels, batches of 64, lr 4e-4, --amp auto). Default: tuned for "
+                        "channels, batches of 64, lr 8e-4, --amp auto). Default: tuned for "
                         "--model dcgan with --loss bce on a CPU, else paper; options given win")
     t.add_argument("--width", type=POSITIVE, default=None,
                    help="the DCGANs' base number of channels (default 64; 32 with --recipe tuned)")
     t.add_argument("--lr", type=RATE, default=None,
-                   help="Adam's learning rate (default 2e-4; 1e-4 with --loss wgan-gp; 4e-4 with "
+                   help="Adam's learning rate (default 2e-4; 1e-4 with --loss wgan-gp; 8e-4 with "
                         "--recipe tuned)")
     t.add_argument("--betas", type=BETA, nargs=2, default=None, metavar=("B1", "B2"),
                    help="Adam's betas (default 0.5 0.999; 0.0 0.9 with --loss wgan-gp)")

@@ -19,7 +19,7 @@ from benchmarks import bench_time_to_quality as bench
 from benchmarks.baseline import ClassicBCE, ClassicDiscriminator, ClassicGenerator, classic_step
 from gan_helpers import config, timing
 from gan_helpers.callbacks import WallClockBudget
-from gan_helpers.recipes import TUNED, TUNED_BATCH_SIZE, Recipe
+from gan_helpers.recipes import TUNED_BATCH_SIZE, Recipe
 from gan_helpers.training import native_bf16
 from tests.helpers import tiny_loader
 
@@ -181,6 +181,15 @@ def test_every_configuration_is_described_with_its_schedule_and_speed_options():
     assert set(bench.DEFAULT_CONFIGS) < set(bench.CONFIGS)
     flow = bench.describe_config("flow", args, torch.device("cpu"))
     assert (flow["model"], flow["batch_size"], flow["sampling_steps"]) == ("flow", 64, 16)
+    # The package's default is the lever measured as tuned-lr8.
+    default, lever = bench.CONFIGS["default"], bench.CONFIGS["tuned-lr8"]
+    assert (default.preset, default.lr_schedule) == (lever.preset, lever.lr_schedule) == (
+        lever.preset, None)
+    assert bench.describe_config("default", args, torch.device("cpu"))["lr_g"] == 8e-4
+    # A lever's schedule comes from the configuration, or else from its preset.
+    scheduled = bench.Config("x", lever.preset._replace(lr_schedule="late-linear"))
+    assert scheduled.lr_schedule == "late-linear"
+    assert bench.Config("x", scheduled.preset, "linear").lr_schedule == "linear"
     lever = bench.describe_config("tuned-lr8-hinge-cl-late-decay", args, torch.device("cpu"))
     assert (lever["lr_g"], lever["channels_last"], lever["lr_schedule"]) == (8e-4, True,
                                                                            "late-linear")
@@ -309,9 +318,9 @@ def test_each_configuration_trains_its_recipe_with_its_batch_size(monkeypatch):
         trainer(2)
     assert calls == [(Recipe(model="mlp"), 2, 32, None), (Recipe(), 2, 32, None),
                      (Recipe(ema=bench.EMA_DECAY), 2, 32, None),
-                     (TUNED, 2, TUNED_BATCH_SIZE, None),
+                     (bench.FIRST_TUNED, 2, TUNED_BATCH_SIZE, None),
                      (Recipe(width=32, lr_g=4e-4, lr_d=4e-4, ema=bench.EMA_DECAY), 2,
-                      TUNED_BATCH_SIZE, None), (TUNED, 2, TUNED_BATCH_SIZE, "auto")]
+                      TUNED_BATCH_SIZE, None), (bench.FIRST_TUNED, 2, TUNED_BATCH_SIZE, "auto")]
     assert [loader.batch_size for loader in loaders] == [32, TUNED_BATCH_SIZE]  # one per size
     assert all(loader.seed == 0 for loader in loaders)  # each seed trains on a copy
 

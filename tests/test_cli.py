@@ -62,18 +62,22 @@ def test_the_dcgan_trains_the_tuned_recipe_on_a_cpu_unless_told_otherwise(tiny_d
     assert "(recipe tuned)" in said and ("bf16 autocast" in said) == native_bf16("cpu")
     tuned = settings(runs["default"])
     assert (tuned["g_kwargs"], tuned["lr_g"], tuned["batch_size"], tuned["ema"]) == (
-        {"width": 32}, 4e-4, 64, None)
+        {"width": 32}, 8e-4, 64, None)
+    assert tuned["lr_schedule"] is None  # the preset's (none)
     assert main(["train", "--recipe", "paper", "--epochs", "1", "--out", str(runs["paper"])]) == 0
     paper = settings(runs["paper"])
     assert "g_kwargs" not in paper and paper["d_kwargs"] == {"norm": "batch"}
     assert (paper["lr_g"], paper["batch_size"], paper["ema"]) == (2e-4, 128, None)
+    assert paper["lr_schedule"] is None
     assert main(["train", "--epochs", "1", "--ema", "0.9", "--width", "16", "--lr", "1e-3",
-                 "--batch-size", "32", "--amp", "off", "--device", "cpu",
+                 "--batch-size", "32", "--amp", "off", "--lr-schedule", "late-linear",
+                 "--device", "cpu",
                  "--out", str(runs["mixed"])]) == 0  # options win
     assert "bf16 autocast" not in capsys.readouterr().out
     mixed = settings(runs["mixed"])
     assert (mixed["g_kwargs"], mixed["lr_d"], mixed["batch_size"], mixed["ema"]) == (
         {"width": 16}, 1e-3, 32, 0.9)
+    assert mixed["lr_schedule"] == "late-linear"
     # The tuned recipe was measured for the DCGAN on a CPU: elsewhere the paper's is the default.
     for model, loss, device in (("mlp", "bce", "cpu"), ("dcgan", "hinge", "cpu"),
                                 ("dcgan", "bce", "meta")):

@@ -287,8 +287,12 @@ def test_recipe_width_and_the_tuned_recipe():
     with pytest.raises(ValueError, match="width applies to the DCGANs only"):
         Recipe(model="mlp", width_d=16)
     tuned = recipes.TUNED.settings()
-    assert (tuned["g_kwargs"], tuned["lr_g"], tuned["lr_d"]) == ({"width": 32}, 4e-4, 4e-4)
+    assert (tuned["g_kwargs"], tuned["lr_g"], tuned["lr_d"]) == ({"width": 32}, 8e-4, 8e-4)
     assert recipes.TUNED.ema is None and recipes.TUNED_BATCH_SIZE == 64
+    assert recipes.PRESETS["tuned"].options().lr_schedule is None
+    scheduled = recipes.PRESETS["tuned"]._replace(lr_schedule="late-linear")
+    assert (scheduled.options().lr_schedule, scheduled.options().speed.amp) == ("late-linear",
+                                                                              "auto")
 
 
 def test_run_recipe_with_a_moving_average_returns_and_scores_the_average(tmp_path):
