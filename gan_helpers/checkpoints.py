@@ -300,6 +300,11 @@ def _show(value: Any) -> str:
     return repr(value)
 
 
+_WHY = {"lr_schedule_steps": " (the learning-rate schedule spans the run it was started as: a "
+                              "longer or shorter run is another run)"}
+"""Why a setting's difference makes another run, where its name alone does not say."""
+
+
 def record_differences(saved: dict[str, Any], wanted: dict[str, Any]) -> list[str]:
     """Each way the run record `wanted` differs from `saved`, as `NAME was SAVED, now WANTED`.
 
@@ -310,7 +315,7 @@ def record_differences(saved: dict[str, Any], wanted: dict[str, Any]) -> list[st
     diffs = [f"{key} was {_show(saved.get(key))}, now {_show(wanted.get(key))}"
              for key in ("dataset", "G", "D", "objective") if saved.get(key) != wanted.get(key)]
     old, new = saved.get("settings", {}), wanted.get("settings", {})
-    diffs += [f"{key} was {old[key]!r}, now {new[key]!r}"
+    diffs += [f"{key} was {old[key]!r}, now {new[key]!r}{_WHY.get(key, '')}"
               for key in sorted(old.keys() & new.keys()) if old[key] != new[key]]
     return list(dict.fromkeys(diffs))  # a setting also recorded at the top level: once
 
@@ -323,11 +328,8 @@ def check_same_run(checkpoint: dict[str, Any], wanted: dict[str, Any],
     """
     diffs = record_differences(run_record(checkpoint, path), wanted)
     if diffs:
-        stretched = any(d.startswith("lr_schedule_steps") for d in diffs)
-        why = (" (the learning-rate schedule spans the run it was started as: a longer or "
-               "shorter run is another run)") if stretched else ""
         raise RunMismatchError(
-            f"{path} holds another run than this one asks for: {'; '.join(diffs)}{why}. To "
+            f"{path} holds another run than this one asks for: {'; '.join(diffs)}. To "
             "continue that run, ask for what it was made with; to start a new one, use another "
             "run folder (a new --out or run_dir), or replace this one (--overwrite, or "
             "fit(..., overwrite=True)).")
