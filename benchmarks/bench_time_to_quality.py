@@ -43,7 +43,8 @@ mean FID and its spread (min–max; the JSON also has the sample standard deviat
 time the mean curve needs to reach the baseline's mean FID at the end of the budget (measured on the
 grid `--grid` plus `--times`), with how many seeds reach it; and the classes covered at the end.
 `--out` receives `results.json` (every number) and `fid_over_time.png` (mean FID against seconds,
-with a band from the lowest to the highest seed). `--combine` makes one table, JSON and plot of the
+with a band from the lowest to the highest seed); after every run, `partial.json` holds the runs
+so far, so a run cut short keeps what it measured. `--combine` makes one table, JSON and plot of the
 configurations of earlier runs measured alike (a configuration added later, for example).
 
     python benchmarks/bench_time_to_quality.py --dataset fashion-mnist          # ~2.5 hours
@@ -182,6 +183,25 @@ CONFIGS = {
     "tuned-lr16-late-decay": Config("DCGAN, tuned, bf16, lr 1.6e-3, late lr decay",
                                     _tuned(lr_g=1.6e-3, lr_d=1.6e-3)._replace(amp="auto"),
                                     "late-linear"),
+    "tuned-lr8-ema": Config("DCGAN, tuned + EMA, bf16, lr 8e-4",
+                            _tuned(lr_g=8e-4, lr_d=8e-4, ema=EMA_DECAY)._replace(amp="auto")),
+    "tuned-lr8-ema995": Config("DCGAN, tuned + EMA 0.995, bf16, lr 8e-4",
+                               _tuned(lr_g=8e-4, lr_d=8e-4, ema=0.995)._replace(amp="auto")),
+    "tuned-lr8-betas0": Config("DCGAN, tuned, bf16, lr 8e-4, Adam betas (0, 0.99)",
+                               _tuned(lr_g=8e-4, lr_d=8e-4, betas=(0.0, 0.99))
+                               ._replace(amp="auto")),
+    "tuned-lr8-g64": Config("DCGAN, tuned, bf16, lr 8e-4, G 64 channels",
+                            _tuned(lr_g=8e-4, lr_d=8e-4, width=64, width_d=32)
+                            ._replace(amp="auto")),
+    "tuned-lr8-augment": Config("DCGAN, tuned, bf16, lr 8e-4, DiffAugment",
+                                _tuned(lr_g=8e-4, lr_d=8e-4, augment=True)._replace(amp="auto")),
+    "tuned-lr8-betas0-ema995": Config("DCGAN, tuned + EMA 0.995, bf16, lr 8e-4, betas (0, 0.99)",
+                                      _tuned(lr_g=8e-4, lr_d=8e-4, betas=(0.0, 0.99), ema=0.995)
+                                      ._replace(amp="auto")),
+    "tuned-lr8-betas0-ema995-augment": Config(
+        "DCGAN, tuned + EMA 0.995, bf16, lr 8e-4, betas (0, 0.99), DiffAugment",
+        _tuned(lr_g=8e-4, lr_d=8e-4, betas=(0.0, 0.99), ema=0.995, augment=True)
+        ._replace(amp="auto")),
     "default": Config("DCGAN, the default on a CPU (recipes.PRESETS['tuned'])", PRESETS["tuned"]),
     "flow": Config(FLOW_NAME, None, flow=True),
 }
@@ -483,6 +503,8 @@ def main(argv: list[str] | None = None) -> dict:
             print(f"Training {name}, seed {seed}, for {budget:g} s...", flush=True)
             run = score_run(*trainer(seed), evaluator, args.samples, seed)
             results["models"][name]["runs"].append(run)
+            out.mkdir(parents=True, exist_ok=True)  # what is measured so far, should it stop
+            (out / "partial.json").write_text(json.dumps(results, indent=1))
     return finish(results, out, title)
 
 

@@ -230,10 +230,12 @@ class AverageGenerator(Callback):
         average = d * average + (1 - d) * G,   d = ema_decay(decay, updates so far)
 
     The averaged generator is a separate copy of G in eval mode, `state.G_ema` (built in
-    `on_fit_start` from G as it is then); its buffers (BatchNorm's running statistics) are
-    copied from G, not averaged. Its weights and its count of updates are kept in the checkpoint
-    (under its `state_key`, which the checkpoint names as its `average`), so a resumed run
-    continues the average exactly.
+    `on_fit_start` from G as it is then); its floating-point buffers (BatchNorm's running
+    statistics) are averaged the same way, as timm's `ModelEmaV2` and `AveragedModel(...,
+    use_buffers=True)` do, so they describe the averaged network rather than the trained one;
+    integer buffers (the count of batches) are copied. Its weights and its count of updates
+    are kept in the checkpoint (under its `state_key`, which the checkpoint names as its
+    `average`), so a resumed run continues the average exactly.
 
     Use `fit(ema=decay)`, which adds it before every other callback and records the decay with
     the run; samples, grids, `EvaluateEvery`'s scores, `best.pt` and the command line's
@@ -262,12 +264,15 @@ class AverageGenerator(Callback):
 
     @torch.no_grad()
     def update(self, G: nn.Module) -> None:
-        """Move the average towards `G`'s weights (one update); copy `G`'s buffers."""
+        """Move the average towards `G`'s weights and statistics (one update)."""
         weight = 1.0 - ema_decay(self.decay, self.updates)
         for average, current in zip(self.G_ema.parameters(), G.parameters(), strict=True):
             average.lerp_(current, weight)  # exactly `current` when weight is 1 (decay 0)
         for average, current in zip(self.G_ema.buffers(), G.buffers(), strict=True):
-            average.copy_(current)
+            if average.is_floating_point():  # BatchNorm's statistics: averaged like the weights
+                average.lerp_(current, weight)
+            else:  # its count of batches
+                average.copy_(current)
         self.updates += 1
 
     def state_dict(self) -> dict[str, Any]:

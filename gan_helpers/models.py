@@ -307,6 +307,52 @@ class InstanceNoise(nn.Module):
         return self.D(x, *cond)
 
 
+class DiffAugment(nn.Module):
+    """Wraps a discriminator so that, while training, every image it judges (real and
+    generated, in D's step and in G's) is first shifted by up to `translation` of its size (the
+    border filled with the background, -1) and has a random square of `cutout` of its size
+    blanked (to 0): differentiable augmentation (Zhao et al., 2020). Both are differentiable,
+    so G's gradient passes through them, and D cannot learn the training images by heart.
+    """
+
+    def __init__(self, D: nn.Module, translation: float = 0.125, cutout: float = 0.5):
+        super().__init__()
+        self.D, self.translation, self.cutout = D, translation, cutout
+        self.model_args = dict(D=describe(D), translation=translation, cutout=cutout)
+
+    def forward(self, x: torch.Tensor, *cond: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            x = cut_out(translate(x, self.translation), self.cutout)
+        return self.D(x, *cond)
+
+
+def translate(x: torch.Tensor, ratio: float) -> torch.Tensor:
+    """Each image of `x` `(N, C, H, W)` shifted by its own random whole number of pixels, up to
+    `ratio` of its size each way; what comes in at the border is background (-1)."""
+    n, _, h, w = x.shape
+    sy, sx = int(h * ratio + 0.5), int(w * ratio + 0.5)
+    padded = nn.functional.pad(x, (sx, sx, sy, sy), value=-1.0)
+    dy = torch.randint(0, 2 * sy + 1, (n, 1), device=x.device)
+    dx = torch.randint(0, 2 * sx + 1, (n, 1), device=x.device)
+    rows = torch.arange(h, device=x.device) + dy  # (N, H): the rows each image keeps
+    cols = torch.arange(w, device=x.device) + dx
+    batch = torch.arange(n, device=x.device)[:, None, None]
+    return padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
+
+
+def cut_out(x: torch.Tensor, ratio: float) -> torch.Tensor:
+    """Each image of `x` `(N, C, H, W)` with a square of `ratio` of its size, at a random place
+    (it may stick out of the image), set to 0."""
+    n, _, h, w = x.shape
+    size_y, size_x = int(h * ratio + 0.5), int(w * ratio + 0.5)
+    top = torch.randint(-(size_y // 2), h - size_y // 2, (n, 1, 1), device=x.device)
+    left = torch.randint(-(size_x // 2), w - size_x // 2, (n, 1, 1), device=x.device)
+    rows = torch.arange(h, device=x.device)[None, :, None] - top
+    cols = torch.arange(w, device=x.device)[None, None, :] - left
+    inside = (rows >= 0) & (rows < size_y) & (cols >= 0) & (cols < size_x)  # (N, H, W)
+    return x * (~inside).unsqueeze(1).to(x.dtype)
+
+
 MODELS = {
     "mlp": (MLPGenerator, MLPDiscriminator, 28),
     "dcgan": (DCGANGenerator, DCGANDiscriminator, 28),

@@ -22,7 +22,7 @@ from . import config
 from .callbacks import AnnealNoise, Callback
 from .config import seed_everything
 from .data import DEFAULT_BATCH_SIZE
-from .models import CONDITIONAL, MODELS, InstanceNoise, build_gan
+from .models import CONDITIONAL, MODELS, DiffAugment, InstanceNoise, build_gan
 from .objectives import BCEObjective, Objective, make_objective
 from .run_folder import RunFiles
 from .training import FitOptions, SpeedOptions, adam, fit
@@ -55,7 +55,7 @@ class Recipe:
     the starting standard deviation of the noise added to D's inputs, annealed to 0. `width` sets
     both DCGAN networks' base number of channels (default 64), `width_d` the discriminator's
     alone; `ema` keeps a moving average of G's weights with that decay (`fit(ema=...)`; off by
-    default).
+    default); `augment=True` shows D every image translated and cut out (`models.DiffAugment`).
     """
 
     model: str = "dcgan"
@@ -71,6 +71,7 @@ class Recipe:
     width: int | None = None
     width_d: int | None = None
     ema: float | None = None
+    augment: bool = False
 
     def __post_init__(self) -> None:
         self.objective()  # unknown losses and impossible combinations fail now, not in training
@@ -115,7 +116,8 @@ class Recipe:
                 "betas": tuple(self.betas or ((0.0, 0.9) if self.wgan else (0.5, 0.999))),
                 **({"g_kwargs": g_kwargs} if g_kwargs else {}),
                 "d_kwargs": d_kwargs, "spectral_norm": self.spectral_norm,
-                "instance_noise": self.instance_noise, "latent_dim": self.latent_dim}
+                "instance_noise": self.instance_noise, "latent_dim": self.latent_dim,
+                **({"augment": "translation, cutout"} if self.augment else {})}
 
     def build(self, device: torch.device | str = "cpu", num_classes: int = 10,
               seed: int | None = None) -> Parts:
@@ -127,6 +129,8 @@ class Recipe:
         G, D, _ = build_gan(self.model, self.latent_dim, s.get("g_kwargs"), s["d_kwargs"],
                             num_classes=num_classes, spectral_norm=self.spectral_norm)
         callbacks: list[Callback] = []
+        if self.augment:
+            D = DiffAugment(D)
         if self.instance_noise:
             D = InstanceNoise(D, self.instance_noise)
             callbacks.append(AnnealNoise(D))

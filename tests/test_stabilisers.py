@@ -158,6 +158,36 @@ def test_instance_noise_only_while_training_and_annealed_to_zero():
     assert noisy.sigma == pytest.approx(0.125)
 
 
+def test_diff_augment_shifts_and_cuts_out_while_training_only_and_passes_gradients():
+    seen = []
+
+    class Spy(torch.nn.Module):
+        def forward(self, x):
+            seen.append(x)
+            return x.flatten(1).sum(1)
+
+    torch.manual_seed(0)
+    x = torch.linspace(-0.9, 0.9, 8 * 8).view(1, 1, 8, 8).repeat(64, 1, 1, 1).requires_grad_()
+    augmented = models.DiffAugment(Spy(), translation=0.25, cutout=0.5)
+    augmented.train()(x).sum().backward()
+    out = seen[-1].detach()
+    assert out.shape == x.shape and not torch.equal(out, x.detach())
+    # Every pixel is the original at a shift of at most 2 pixels, the background (-1) or cut (0).
+    shifted = {(dy, dx): torch.roll(x.detach()[0, 0], (dy, dx), (0, 1))
+               for dy in range(-2, 3) for dx in range(-2, 3)}
+    for image in out[:, 0]:
+        kept = (image != -1) & (image != 0)
+        assert any(torch.equal(image[kept], s[kept]) for s in shifted.values())
+    assert (out == 0).any() and (out == -1).any()  # some cut out, some border filled
+    assert x.grad is not None and 0 < x.grad.sum() < x.numel()  # what is kept gets gradient 1
+    augmented.eval()(x)
+    assert torch.equal(seen[-1], x)
+    parts = Recipe(augment=True).build()
+    assert isinstance(parts.D, models.DiffAugment)
+    assert Recipe(augment=True).settings()["augment"] == "translation, cutout"
+    assert "augment" not in Recipe().settings()  # runs recorded before it keep their settings
+
+
 def test_grad_norm_is_the_norm_of_all_gradients():
     lin = torch.nn.Linear(2, 1)
     lin(torch.tensor([[3.0, 4.0]])).sum().backward()  # grads: w -> (3, 4), b -> 1

@@ -551,11 +551,16 @@ class RecordG(Callback):
         self.average: list[dict[str, torch.Tensor]] = []
 
     def on_fit_start(self, state) -> None:
-        self.G.append(params(state.G))
+        self.G.append(params(state.G) | floats(state.G))
 
     def on_step_end(self, state) -> None:
-        self.G.append(params(state.G))
-        self.average.append(params(state.G_ema))
+        self.G.append(params(state.G) | floats(state.G))
+        self.average.append(params(state.G_ema) | floats(state.G_ema))
+
+
+def floats(module):
+    """The floating-point buffers (BatchNorm's running statistics) of `module`, copied."""
+    return {k: v.clone() for k, v in module.named_buffers() if v.is_floating_point()}
 
 
 def test_ema_decay_warms_up_from_a_tenth_to_the_decay():
@@ -580,8 +585,9 @@ def test_ema_with_decay_0_is_the_generator_itself():
 
 
 def test_ema_is_the_warmed_up_average_of_the_generators_steps(tmp_path):
-    """The average after each step, recomputed in float64 from G's weights at every step: the
-    formula, a convex combination (so within G's range over the run), and not G itself."""
+    """The average after each step, recomputed in float64 from G's weights and BatchNorm
+    statistics at every step: the formula, a convex combination (so within G's range over the
+    run), and not G itself; the count of batches is G's."""
     G, D = small_gan("dcgan")
     record = RecordG()
     history = fit(G, D, tiny_loader(), epochs=1, ema=0.9, progress=False, run_dir=tmp_path,
@@ -598,9 +604,13 @@ def test_ema_is_the_warmed_up_average_of_the_generators_steps(tmp_path):
     for name, value in final.items():
         assert (value >= trajectory[name].amin(0) - 1e-7).all(), name
         assert (value <= trajectory[name].amax(0) + 1e-7).all(), name
-    assert changed(final, G) == set(final)  # averaged: every parameter differs from G's
-    for name, buffer in history.G_ema.named_buffers():  # copied, not averaged
-        assert torch.equal(buffer, dict(G.named_buffers())[name]), name
+    statistics = floats(G)
+    assert statistics and changed(final, G) == set(final)  # averaged: every parameter differs
+    for name, buffer in history.G_ema.named_buffers():
+        if name in statistics:  # averaged too (the loop above checked the formula)
+            assert not torch.equal(buffer, statistics[name]), name
+        else:  # num_batches_tracked: copied
+            assert torch.equal(buffer, dict(G.named_buffers())[name]), name
 
     # the samples and the final grid are the average's
     ckpt = load_checkpoint(tmp_path / "checkpoint.pt")
