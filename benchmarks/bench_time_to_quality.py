@@ -26,7 +26,8 @@ FID over time.
   (`tuned-ema995`), the hinge loss, Adam 8e-4 or 1.6e-3 (`lr8`, `lr16`), channels-last memory
   format (`cl`), `torch.compile` (its compile time counts in the budget), a wider generator
   (`tuned-g64`: 64 channels against D's 32), a narrower discriminator (`tuned-d16`), batches of
-  32, and combinations of these (`CONFIGS` lists them all);
+  32, Adam betas (0, 0.99) (`betas0`), differentiable augmentation of D's inputs (`augment`:
+  `models.DiffAugment`), and combinations of these (`CONFIGS` lists them all);
 * the default (`default`): the package's DCGAN preset on a CPU, `recipes.PRESETS["tuned"]`,
   whatever it is now (today the same as `tuned-lr8`: Adam 8e-4);
 * flow matching (`flow`): lesson 09's flow-matching model (`gan_helpers.flow`, a small U-Net

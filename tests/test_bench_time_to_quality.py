@@ -243,6 +243,9 @@ def test_quick_run_writes_every_number_and_the_plot(tiny_data, tmp_path, capsys)
     out = tmp_path / "bench"
     results = bench.main(["--quick", "--out", str(out)])
     assert json.loads((out / "results.json").read_text()) == results  # every number, as JSON
+    partial = json.loads((out / "partial.json").read_text())  # written after the last run too
+    assert {name: model["runs"] for name, model in partial["models"].items()} == {
+        name: model["runs"] for name, model in results["models"].items()}
     assert list(results["models"]) == ["classic MLP (baseline)", "MLP GAN", "DCGAN",
                                        "DCGAN + EMA", "DCGAN, tuned", "DCGAN, tuned + EMA",
                                        "DCGAN, tuned, bf16", "DCGAN, tuned + EMA, bf16",
