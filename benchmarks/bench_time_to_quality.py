@@ -133,6 +133,11 @@ def _tuned(**changes: object) -> Preset:
     return Preset(dataclasses.replace(FIRST_TUNED, **changes), TUNED_BATCH_SIZE)
 
 
+def _lr8(**changes: object) -> Preset:
+    """The first tuned recipe at Adam 8e-4 (`recipes.TUNED`'s rates) with `changes`, bf16."""
+    return _tuned(lr_g=8e-4, lr_d=8e-4, **changes)._replace(amp="auto")
+
+
 TUNED_EMA = _tuned(ema=EMA_DECAY)
 CONFIGS = {
     "classic": Config(BASELINE, None),
@@ -152,8 +157,7 @@ CONFIGS = {
                            _tuned(ema=0.995)._replace(amp="auto")),
     "tuned-hinge": Config("DCGAN, tuned, bf16, hinge", _tuned(loss="hinge")._replace(amp="auto")),
     "tuned-lr8-late-decay": Config("DCGAN, tuned, bf16, lr 8e-4, late lr decay",
-                                   _tuned(lr_g=8e-4, lr_d=8e-4)._replace(amp="auto"),
-                                   "late-linear"),
+                                   _lr8(), "late-linear"),
     "tuned-channels-last": Config("DCGAN, tuned, bf16, channels-last",
                                   _tuned()._replace(amp="auto"), speed=(("channels_last", True),)),
     "tuned-compile": Config("DCGAN, tuned, bf16, compiled", _tuned()._replace(amp="auto"),
@@ -164,45 +168,37 @@ CONFIGS = {
                         _tuned(width_d=16)._replace(amp="auto")),
     "tuned-b32": Config("DCGAN, tuned, bf16, batches of 32",
                         _tuned()._replace(amp="auto", batch_size=32)),
-    "tuned-lr8": Config("DCGAN, tuned, bf16, lr 8e-4",
-                        _tuned(lr_g=8e-4, lr_d=8e-4)._replace(amp="auto")),
+    "tuned-lr8": Config("DCGAN, tuned, bf16, lr 8e-4", _lr8()),
     "tuned-lr8-cl": Config("DCGAN, tuned, bf16, lr 8e-4, channels-last",
-                           _tuned(lr_g=8e-4, lr_d=8e-4)._replace(amp="auto"),
-                           speed=(("channels_last", True),)),
+                           _lr8(), speed=(("channels_last", True),)),
     "tuned-lr8-cl-late-decay": Config("DCGAN, tuned, bf16, lr 8e-4, channels-last, late lr decay",
-                                      _tuned(lr_g=8e-4, lr_d=8e-4)._replace(amp="auto"),
+                                      _lr8(),
                                       "late-linear", (("channels_last", True),)),
     "tuned-lr8-hinge-cl-late-decay": Config(
         "DCGAN, tuned, bf16, lr 8e-4, hinge, channels-last, late lr decay",
-        _tuned(lr_g=8e-4, lr_d=8e-4, loss="hinge")._replace(amp="auto"), "late-linear",
-        (("channels_last", True),)),
+        _lr8(loss="hinge"), "late-linear", (("channels_last", True),)),
     "tuned-lr8-hinge": Config("DCGAN, tuned, bf16, lr 8e-4, hinge",
-                              _tuned(lr_g=8e-4, lr_d=8e-4, loss="hinge")._replace(amp="auto")),
+                              _lr8(loss="hinge")),
     "tuned-lr8-hinge-late-decay": Config("DCGAN, tuned, bf16, lr 8e-4, hinge, late lr decay",
-                                         _tuned(lr_g=8e-4, lr_d=8e-4, loss="hinge")
-                                         ._replace(amp="auto"), "late-linear"),
+                                         _lr8(loss="hinge"), "late-linear"),
     "tuned-lr16-late-decay": Config("DCGAN, tuned, bf16, lr 1.6e-3, late lr decay",
                                     _tuned(lr_g=1.6e-3, lr_d=1.6e-3)._replace(amp="auto"),
                                     "late-linear"),
     "tuned-lr8-ema": Config("DCGAN, tuned + EMA, bf16, lr 8e-4",
-                            _tuned(lr_g=8e-4, lr_d=8e-4, ema=EMA_DECAY)._replace(amp="auto")),
+                            _lr8(ema=EMA_DECAY)),
     "tuned-lr8-ema995": Config("DCGAN, tuned + EMA 0.995, bf16, lr 8e-4",
-                               _tuned(lr_g=8e-4, lr_d=8e-4, ema=0.995)._replace(amp="auto")),
+                               _lr8(ema=0.995)),
     "tuned-lr8-betas0": Config("DCGAN, tuned, bf16, lr 8e-4, Adam betas (0, 0.99)",
-                               _tuned(lr_g=8e-4, lr_d=8e-4, betas=(0.0, 0.99))
-                               ._replace(amp="auto")),
+                               _lr8(betas=(0.0, 0.99))),
     "tuned-lr8-g64": Config("DCGAN, tuned, bf16, lr 8e-4, G 64 channels",
-                            _tuned(lr_g=8e-4, lr_d=8e-4, width=64, width_d=32)
-                            ._replace(amp="auto")),
+                            _lr8(width=64, width_d=32)),
     "tuned-lr8-augment": Config("DCGAN, tuned, bf16, lr 8e-4, DiffAugment",
-                                _tuned(lr_g=8e-4, lr_d=8e-4, augment=True)._replace(amp="auto")),
+                                _lr8(augment=True)),
     "tuned-lr8-betas0-ema995": Config("DCGAN, tuned + EMA 0.995, bf16, lr 8e-4, betas (0, 0.99)",
-                                      _tuned(lr_g=8e-4, lr_d=8e-4, betas=(0.0, 0.99), ema=0.995)
-                                      ._replace(amp="auto")),
+                                      _lr8(betas=(0.0, 0.99), ema=0.995)),
     "tuned-lr8-betas0-ema995-augment": Config(
         "DCGAN, tuned + EMA 0.995, bf16, lr 8e-4, betas (0, 0.99), DiffAugment",
-        _tuned(lr_g=8e-4, lr_d=8e-4, betas=(0.0, 0.99), ema=0.995, augment=True)
-        ._replace(amp="auto")),
+        _lr8(betas=(0.0, 0.99), ema=0.995, augment=True)),
     "default": Config("DCGAN, the default on a CPU (recipes.PRESETS['tuned'])", PRESETS["tuned"]),
     "flow": Config(FLOW_NAME, None, flow=True),
 }
